@@ -1,0 +1,498 @@
+// Package results is the one result model of zerodrop: a per-bucket timeline
+// of request outcomes (exact HTTP status codes and transport classes), latency
+// summaries, marked disruption windows, events and totals, with metadata
+// telling who produced it. The load simulator, the lab and the access-log
+// analyzer write it; the report reads it.
+//
+// A Result is encoded as versioned JSON (see SchemaVersion and the embedded
+// JSON Schema returned by Schema). Decode validates what it reads.
+package results
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"sort"
+	"strconv"
+	"time"
+)
+
+// SchemaVersion is the version of the result format written by this package.
+// Decode accepts only this version.
+const SchemaVersion = 1
+
+// Source tells which part of zerodrop produced a result.
+type Source string
+
+// Known sources.
+const (
+	SourceLoad    Source = "load"    // the load simulator (client side)
+	SourceALB     Source = "alb"     // the ALB emulator's own counts
+	SourceAnalyze Source = "analyze" // real ALB access logs
+)
+
+// Result is one run's outcome: what was sent, what came back, when.
+type Result struct {
+	// SchemaVersion is always SchemaVersion when written by this package.
+	SchemaVersion int `json:"schema_version"`
+	// Source is who counted the requests.
+	Source Source `json:"source"`
+	// Meta describes the run.
+	Meta Meta `json:"meta"`
+	// BucketMS is the width of one timeline bucket in milliseconds (1000
+	// for the usual per-second timeline; smaller in time-scaled labs).
+	BucketMS int64 `json:"bucket_ms"`
+	// Timeline holds one bucket per BucketMS from Meta.Start, in order.
+	// Buckets with no requests may be omitted.
+	Timeline []Bucket `json:"timeline"`
+	// Totals sums the whole run.
+	Totals Totals `json:"totals"`
+	// Latency summarises every request of the run.
+	Latency Latency `json:"latency"`
+	// Marks are named windows (disruptions) with their own totals.
+	Marks []Mark `json:"marks,omitempty"`
+	// Events are points in time worth showing (a pod killed, a scale step).
+	Events []Event `json:"events,omitempty"`
+	// Verify is the lost-write check, when one ran.
+	Verify *Verification `json:"verify,omitempty"`
+}
+
+// Meta describes a run.
+type Meta struct {
+	// Tool is the producing program, "zerodrop".
+	Tool string `json:"tool"`
+	// Version is the producing program's version.
+	Version string `json:"version"`
+	// Workload names what was sent ("orders", "get", a lab scenario).
+	Workload string `json:"workload,omitempty"`
+	// Model is the arrival model: "open" or "closed".
+	Model string `json:"model,omitempty"`
+	// Targets are the URLs traffic went to.
+	Targets []string `json:"targets,omitempty"`
+	// Start is when the run began; every offset in the result is from here.
+	Start time.Time `json:"start"`
+	// End is when the run ended.
+	End time.Time `json:"end"`
+	// Labels are free-form key/value pairs (scenario, variant, git revision).
+	Labels map[string]string `json:"labels,omitempty"`
+}
+
+// Bucket counts the requests that started within one timeline bucket.
+type Bucket struct {
+	// OffsetMS is the bucket's start, in milliseconds from Meta.Start.
+	OffsetMS int64 `json:"offset_ms"`
+	// Counts maps an outcome key (Outcome) to its number of requests.
+	Counts map[string]int64 `json:"counts"`
+	// FromLB counts, per status code, the responses the load balancer made
+	// itself (no target answered). A subset of Counts.
+	FromLB map[string]int64 `json:"from_lb,omitempty"`
+	// Latency summarises the bucket's requests.
+	Latency Latency `json:"latency"`
+}
+
+// Totals sums counts over a run or a window.
+type Totals struct {
+	// Requests is the number of requests classified.
+	Requests int64 `json:"requests"`
+	// Errors is the number of requests whose outcome is an error (IsError).
+	Errors int64 `json:"errors"`
+	// ErrorRate is Errors/Requests (0 when there were no requests).
+	ErrorRate float64 `json:"error_rate"`
+	// Counts maps an outcome key to its number of requests.
+	Counts map[string]int64 `json:"counts"`
+	// FromLB counts the responses the load balancer made itself.
+	FromLB map[string]int64 `json:"from_lb,omitempty"`
+}
+
+// Latency is a latency summary in milliseconds.
+type Latency struct {
+	Count  int64   `json:"count"`
+	MinMS  float64 `json:"min_ms"`
+	MeanMS float64 `json:"mean_ms"`
+	P50MS  float64 `json:"p50_ms"`
+	P90MS  float64 `json:"p90_ms"`
+	P99MS  float64 `json:"p99_ms"`
+	P999MS float64 `json:"p999_ms"`
+	MaxMS  float64 `json:"max_ms"`
+}
+
+// Mark is a named window of the run, typically a disruption (a scale-down,
+// a rollout step). Totals count the requests that started inside it.
+type Mark struct {
+	// Name labels the window.
+	Name string `json:"name"`
+	// StartMS is the window's start in milliseconds from Meta.Start.
+	StartMS int64 `json:"start_ms"`
+	// EndMS is the window's end in milliseconds from Meta.Start (exclusive).
+	EndMS int64 `json:"end_ms"`
+	// Totals counts the requests that started in [StartMS, EndMS).
+	Totals Totals `json:"totals"`
+	// Latency summarises those requests.
+	Latency Latency `json:"latency"`
+}
+
+// Event is a point in time worth showing on the timeline.
+type Event struct {
+	// AtMS is the event's time in milliseconds from Meta.Start.
+	AtMS int64 `json:"at_ms"`
+	// Kind groups events ("scale", "kill", "gate").
+	Kind string `json:"kind"`
+	// Message says what happened.
+	Message string `json:"message"`
+	// Attrs hold details (pod name, replicas).
+	Attrs map[string]string `json:"attrs,omitempty"`
+}
+
+// Verification is the outcome of reading acknowledged writes back.
+type Verification struct {
+	// Checked is the number of acknowledged records read back.
+	Checked int64 `json:"checked"`
+	// Lost lists acknowledged writes that are missing or older than acknowledged.
+	Lost []LostWrite `json:"lost"`
+	// Duplicates lists idempotency keys that produced more than one record.
+	Duplicates []Duplicate `json:"duplicates"`
+	// Scanned is the number of records listed while looking for duplicates.
+	Scanned int64 `json:"scanned"`
+	// Errors counts read-backs that failed (transport errors, 5xx), so the
+	// record's state is unknown.
+	Errors int64 `json:"errors"`
+}
+
+// LostWrite is an acknowledged write the service no longer has.
+type LostWrite struct {
+	ID           string `json:"id"`
+	AckedVersion int64  `json:"acked_version"`
+	// FoundVersion is the version read back, or -1 when the record is missing.
+	FoundVersion int64 `json:"found_version"`
+}
+
+// Duplicate is an idempotency key that produced several records.
+type Duplicate struct {
+	Key string   `json:"key"`
+	IDs []string `json:"ids"`
+}
+
+// Offset returns t as milliseconds from the run's start.
+func (r *Result) Offset(t time.Time) int64 { return t.Sub(r.Meta.Start).Milliseconds() }
+
+// Duration is the run's wall-clock length.
+func (r *Result) Duration() time.Duration { return r.Meta.End.Sub(r.Meta.Start) }
+
+// Window sums the timeline buckets that overlap [from, to) (offsets from the
+// start). It works at bucket resolution, for windows chosen after the run;
+// marks known during the run carry exact totals instead.
+func (r *Result) Window(from, to time.Duration) Totals {
+	t := Totals{Counts: map[string]int64{}}
+	for _, b := range r.Timeline {
+		bs := time.Duration(b.OffsetMS) * time.Millisecond
+		be := bs + time.Duration(r.BucketMS)*time.Millisecond
+		if be <= from || bs >= to {
+			continue
+		}
+		for k, n := range b.Counts {
+			t.add(k, n, false)
+		}
+		for k, n := range b.FromLB {
+			t.add(k, n, true)
+		}
+	}
+	t.finish()
+	return t
+}
+
+func (t *Totals) add(key string, n int64, fromLB bool) {
+	if fromLB {
+		if t.FromLB == nil {
+			t.FromLB = map[string]int64{}
+		}
+		t.FromLB[key] += n
+		return
+	}
+	if t.Counts == nil {
+		t.Counts = map[string]int64{}
+	}
+	t.Counts[key] += n
+	t.Requests += n
+	if IsError(key) {
+		t.Errors += n
+	}
+}
+
+func (t *Totals) finish() {
+	if t.Counts == nil {
+		t.Counts = map[string]int64{}
+	}
+	t.ErrorRate = 0
+	if t.Requests > 0 {
+		t.ErrorRate = float64(t.Errors) / float64(t.Requests)
+	}
+}
+
+// Keys returns every outcome key present in the result's totals and
+// timeline, status codes first in numeric order, then transport classes.
+func (r *Result) Keys() []string {
+	seen := map[string]bool{}
+	for k := range r.Totals.Counts {
+		seen[k] = true
+	}
+	for _, b := range r.Timeline {
+		for k := range b.Counts {
+			seen[k] = true
+		}
+	}
+	keys := make([]string, 0, len(seen))
+	for k := range seen {
+		keys = append(keys, k)
+	}
+	SortKeys(keys)
+	return keys
+}
+
+// SortKeys orders outcome keys: status codes numerically, then transport
+// classes in the order of TransportClasses.
+func SortKeys(keys []string) {
+	rank := func(k string) (int, int) {
+		if c, err := strconv.Atoi(k); err == nil {
+			return 0, c
+		}
+		for i, tc := range TransportClasses {
+			if string(tc) == k {
+				return 1, i
+			}
+		}
+		return 2, 0
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		gi, ri := rank(keys[i])
+		gj, rj := rank(keys[j])
+		if gi != gj {
+			return gi < gj
+		}
+		if ri != rj {
+			return ri < rj
+		}
+		return keys[i] < keys[j]
+	})
+}
+
+// Encode writes r as indented JSON. It validates r first, so what it writes
+// always decodes.
+func Encode(w io.Writer, r *Result) error {
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("encoding result: %w", err)
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(r); err != nil {
+		return fmt.Errorf("encoding result: %w", err)
+	}
+	return nil
+}
+
+// Decode reads one result from JSON, rejecting unknown fields, other schema
+// versions and inconsistent content (see Validate). Errors name the byte
+// offset or the field at fault.
+func Decode(rd io.Reader) (*Result, error) {
+	data, err := io.ReadAll(rd)
+	if err != nil {
+		return nil, fmt.Errorf("reading result: %w", err)
+	}
+	return Unmarshal(data)
+}
+
+// Unmarshal is Decode for a byte slice.
+func Unmarshal(data []byte) (*Result, error) {
+	var probe struct {
+		SchemaVersion *int `json:"schema_version"`
+	}
+	if err := json.Unmarshal(data, &probe); err != nil {
+		return nil, fmt.Errorf("decoding result: %w", describeJSONError(data, err))
+	}
+	if probe.SchemaVersion == nil {
+		return nil, errors.New("decoding result: field schema_version: missing")
+	}
+	if *probe.SchemaVersion != SchemaVersion {
+		return nil, fmt.Errorf("decoding result: field schema_version: version %d is not supported (want %d)", *probe.SchemaVersion, SchemaVersion)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var r Result
+	if err := dec.Decode(&r); err != nil {
+		return nil, fmt.Errorf("decoding result: %w", describeJSONError(data, err))
+	}
+	if dec.More() {
+		return nil, errors.New("decoding result: trailing data after the result object")
+	}
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("decoding result: %w", err)
+	}
+	return &r, nil
+}
+
+// describeJSONError adds a line and column to a JSON syntax or type error.
+func describeJSONError(data []byte, err error) error {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+		if te.Field != "" {
+			err = fmt.Errorf("field %s: %w", te.Field, err)
+		}
+	}
+	if off < 0 || off > int64(len(data)) {
+		return err
+	}
+	line := 1 + bytes.Count(data[:off], []byte{'\n'})
+	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+// Validate checks that r is internally consistent: known version and
+// source, valid outcome keys, non-negative counts, ordered buckets, totals
+// that match their counts, marks that end after they start.
+func (r *Result) Validate() error {
+	if r.SchemaVersion != SchemaVersion {
+		return fmt.Errorf("field schema_version: %d is not supported (want %d)", r.SchemaVersion, SchemaVersion)
+	}
+	switch r.Source {
+	case SourceLoad, SourceALB, SourceAnalyze:
+	default:
+		return fmt.Errorf("field source: %q is not one of load, alb, analyze", r.Source)
+	}
+	if r.Meta.Tool == "" {
+		return errors.New("field meta.tool: missing")
+	}
+	if r.Meta.Start.IsZero() {
+		return errors.New("field meta.start: missing")
+	}
+	if r.Meta.End.Before(r.Meta.Start) {
+		return errors.New("field meta.end: before meta.start")
+	}
+	if r.BucketMS <= 0 {
+		return fmt.Errorf("field bucket_ms: %d must be positive", r.BucketMS)
+	}
+	last := int64(math.MinInt64)
+	for i, b := range r.Timeline {
+		where := fmt.Sprintf("timeline[%d]", i)
+		if b.OffsetMS <= last {
+			return fmt.Errorf("field %s.offset_ms: %d is not after the previous bucket", where, b.OffsetMS)
+		}
+		if b.OffsetMS%r.BucketMS != 0 {
+			return fmt.Errorf("field %s.offset_ms: %d is not a multiple of bucket_ms %d", where, b.OffsetMS, r.BucketMS)
+		}
+		last = b.OffsetMS
+		if err := validateCounts(where+".counts", b.Counts, b.FromLB); err != nil {
+			return err
+		}
+		if err := b.Latency.validate(where + ".latency"); err != nil {
+			return err
+		}
+	}
+	if err := r.Totals.validate("totals"); err != nil {
+		return err
+	}
+	if err := r.Latency.validate("latency"); err != nil {
+		return err
+	}
+	for i, m := range r.Marks {
+		where := fmt.Sprintf("marks[%d]", i)
+		if m.Name == "" {
+			return fmt.Errorf("field %s.name: missing", where)
+		}
+		if m.EndMS < m.StartMS {
+			return fmt.Errorf("field %s.end_ms: %d is before start_ms %d", where, m.EndMS, m.StartMS)
+		}
+		if err := m.Totals.validate(where + ".totals"); err != nil {
+			return err
+		}
+		if err := m.Latency.validate(where + ".latency"); err != nil {
+			return err
+		}
+	}
+	for i, e := range r.Events {
+		if e.Kind == "" {
+			return fmt.Errorf("field events[%d].kind: missing", i)
+		}
+	}
+	if v := r.Verify; v != nil {
+		if v.Checked < 0 || v.Scanned < 0 || v.Errors < 0 {
+			return errors.New("field verify: negative count")
+		}
+		for i, d := range v.Duplicates {
+			if len(d.IDs) < 2 {
+				return fmt.Errorf("field verify.duplicates[%d].ids: a duplicate needs at least two ids", i)
+			}
+		}
+	}
+	return nil
+}
+
+func validateCounts(where string, counts, fromLB map[string]int64) error {
+	for k, n := range counts {
+		if _, err := ParseOutcome(k); err != nil {
+			return fmt.Errorf("field %s: %w", where, err)
+		}
+		if n < 0 {
+			return fmt.Errorf("field %s[%q]: negative count %d", where, k, n)
+		}
+	}
+	for k, n := range fromLB {
+		if !IsStatus(k) {
+			return fmt.Errorf("field %s from_lb: %q is not a status code", where, k)
+		}
+		if n < 0 || n > counts[k] {
+			return fmt.Errorf("field %s from_lb[%q]: %d is not within 0..%d", where, k, n, counts[k])
+		}
+	}
+	return nil
+}
+
+func (t Totals) validate(where string) error {
+	if err := validateCounts(where+".counts", t.Counts, t.FromLB); err != nil {
+		return err
+	}
+	var sum, errs int64
+	for k, n := range t.Counts {
+		sum += n
+		if IsError(k) {
+			errs += n
+		}
+	}
+	if sum != t.Requests {
+		return fmt.Errorf("field %s.requests: %d does not match the sum of counts %d", where, t.Requests, sum)
+	}
+	if errs != t.Errors {
+		return fmt.Errorf("field %s.errors: %d does not match the error counts %d", where, t.Errors, errs)
+	}
+	want := 0.0
+	if sum > 0 {
+		want = float64(errs) / float64(sum)
+	}
+	if math.Abs(t.ErrorRate-want) > 1e-9 {
+		return fmt.Errorf("field %s.error_rate: %g does not match errors/requests %g", where, t.ErrorRate, want)
+	}
+	return nil
+}
+
+func (l Latency) validate(where string) error {
+	vals := []float64{l.MinMS, l.MeanMS, l.P50MS, l.P90MS, l.P99MS, l.P999MS, l.MaxMS}
+	for _, v := range vals {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("field %s: latency %g is not a non-negative number", where, v)
+		}
+	}
+	if l.Count < 0 {
+		return fmt.Errorf("field %s.count: negative", where)
+	}
+	if l.Count > 0 && !(l.MinMS <= l.P50MS && l.P50MS <= l.P90MS && l.P90MS <= l.P99MS && l.P99MS <= l.P999MS && l.P999MS <= l.MaxMS) {
+		return fmt.Errorf("field %s: percentiles are not in order (min <= p50 <= p90 <= p99 <= p999 <= max)", where)
+	}
+	return nil
+}
