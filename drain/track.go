@@ -1,0 +1,130 @@
+package drain
+
+import (
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// tracker follows every connection through http.Server.ConnState and every
+// request through the handler wrapper, so that the drain knows the moment the
+// last request completed instead of polling like http.Server.Shutdown.
+type tracker struct {
+	mu       sync.Mutex
+	conns    map[net.Conn]connInfo
+	active   int // connections in StateActive
+	inFlight int // handlers running
+	changed  chan struct{}
+	// draining makes closes count as retired connections.
+	draining bool
+
+	retired, served int64
+}
+
+type connInfo struct {
+	state http.ConnState
+	since time.Time
+}
+
+func newTracker() *tracker {
+	return &tracker{conns: make(map[net.Conn]connInfo), changed: make(chan struct{})}
+}
+
+// notifyLocked wakes every waiter. Callers hold t.mu.
+func (t *tracker) notifyLocked() {
+	close(t.changed)
+	t.changed = make(chan struct{})
+}
+
+// connState is installed as (part of) http.Server.ConnState.
+func (t *tracker) connState(c net.Conn, st http.ConnState) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old, known := t.conns[c]
+	if known && old.state == http.StateActive {
+		t.active--
+	}
+	switch st {
+	case http.StateNew, http.StateIdle:
+		t.conns[c] = connInfo{state: st, since: time.Now()}
+	case http.StateActive:
+		t.conns[c] = connInfo{state: st, since: time.Now()}
+		t.active++
+	case http.StateHijacked, http.StateClosed:
+		if !known {
+			return
+		}
+		delete(t.conns, c)
+		if st == http.StateClosed && t.draining {
+			t.retired++
+		}
+	}
+	t.notifyLocked()
+}
+
+// requestStarted records a running handler and reports whether the server
+// is draining, in which case the request counts as served while draining.
+func (t *tracker) requestStarted(draining bool) {
+	t.mu.Lock()
+	t.inFlight++
+	if draining {
+		t.served++
+	}
+	t.mu.Unlock()
+}
+
+func (t *tracker) requestDone() {
+	t.mu.Lock()
+	t.inFlight--
+	t.notifyLocked()
+	t.mu.Unlock()
+}
+
+func (t *tracker) setDraining() {
+	t.mu.Lock()
+	t.draining = true
+	t.mu.Unlock()
+}
+
+// snapshot is a consistent view of the counters.
+type snapshot struct {
+	open, active, inFlight int
+	retired, served        int64
+}
+
+func (t *tracker) snapshot() snapshot {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return snapshot{open: len(t.conns), active: t.active, inFlight: t.inFlight, retired: t.retired, served: t.served}
+}
+
+// busy reports whether a connection still carries a request (or a fresh
+// connection may still send one), and when the next fresh connection stops
+// counting. It returns the channel that is closed on the next change.
+func (t *tracker) busy(now time.Time, newGrace time.Duration) (bool, time.Duration, <-chan struct{}) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.active > 0 || t.inFlight > 0 {
+		return true, 0, t.changed
+	}
+	var wait time.Duration
+	for _, ci := range t.conns {
+		if ci.state != http.StateNew {
+			continue
+		}
+		if left := newGrace - now.Sub(ci.since); left > 0 && (wait == 0 || left < wait) {
+			wait = left
+		}
+	}
+	return wait > 0, wait, t.changed
+}
+
+// forceClosed tells how many requests and connections a forced close cuts,
+// and stops counting closes as retired.
+func (t *tracker) forceClosing() (requests, conns int) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.draining = false
+	return t.inFlight, t.active
+}
