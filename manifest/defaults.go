@@ -1,0 +1,62 @@
+package manifest
+
+import "time"
+
+// Kubernetes defaults (FACTS.md, "Kubernetes pod termination").
+const (
+	DefaultTerminationGracePeriod = 30 * time.Second
+	DefaultProbeInitialDelay      = 0
+	DefaultProbePeriod            = 10 * time.Second
+	DefaultProbeTimeout           = 1 * time.Second
+	DefaultProbeSuccessThreshold  = 1
+	DefaultProbeFailureThreshold  = 3
+	DefaultMaxSurge               = "25%"
+	DefaultMaxUnavailable         = "25%"
+	// PreStopGraceExtension is the one-off extension a preStop hook still
+	// running at the end of the grace period gets.
+	PreStopGraceExtension = 2 * time.Second
+)
+
+// AWS Load Balancer Controller defaults for Ingress annotations.
+const (
+	ControllerTargetType         = TargetInstance
+	ControllerHealthCheckPath    = "/"
+	ControllerHealthCheckPort    = "traffic-port"
+	ControllerHealthCheckProto   = "HTTP"
+	ControllerHealthInterval     = 15 * time.Second
+	ControllerHealthTimeout      = 5 * time.Second
+	ControllerHealthyThreshold   = 2
+	ControllerUnhealthyThreshold = 2
+	ControllerSuccessCodes       = "200"
+)
+
+// ALB API defaults, used for target groups made outside Kubernetes and
+// bound with a TargetGroupBinding.
+const (
+	ALBHealthInterval     = 30 * time.Second
+	ALBHealthTimeout      = 5 * time.Second
+	ALBHealthyThreshold   = 5
+	ALBUnhealthyThreshold = 2
+)
+
+// Target-group and load-balancer attribute defaults.
+const (
+	DefaultDeregistrationDelay = 300 * time.Second
+	DefaultSlowStart           = 0
+	DefaultAlgorithm           = "round_robin"
+	DefaultIdleTimeout         = 60 * time.Second
+)
+
+// Argo Rollouts defaults.
+const DefaultScaleDownDelay = 30 * time.Second
+
+// Annotation and label keys.
+const (
+	ALBAnnotationPrefix    = "alb.ingress.kubernetes.io/"
+	ReadinessGateInjectKey = "elbv2.k8s.aws/pod-readiness-gate-inject"
+	ReadinessGateInjectOn  = "enabled"
+	ReadinessGatePrefix    = "target-health.elbv2.k8s.aws/"
+	IngressClassAnnotation = "kubernetes.io/ingress.class"
+	UseAnnotationPort      = "use-annotation"
+	defaultNamespace       = "default"
+)

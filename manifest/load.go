@@ -1,0 +1,157 @@
+package manifest
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"sigs.k8s.io/kustomize/api/krusty"
+	"sigs.k8s.io/kustomize/kyaml/filesys"
+)
+
+// Sources names what to read, kubectl style.
+type Sources struct {
+	// Files are files, directories (their *.yaml, *.yml and *.json files,
+	// not recursive) or "-" for Stdin.
+	Files []string
+	// Kustomize are kustomization directories, built with kustomize.
+	Kustomize []string
+	// Stdin is read for "-".
+	Stdin io.Reader
+}
+
+// maxInput bounds one input (64 MiB) so a stray file cannot exhaust memory.
+const maxInput = 64 << 20
+
+// Load reads the sources and parses them into a Model. It returns an error
+// only when a source cannot be read at all (missing file, failed kustomize
+// build); problems inside the manifests are Model.Diagnostics.
+func Load(ctx context.Context, src Sources) (*Model, error) {
+	inputs, err := ReadSources(ctx, src)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(inputs...), nil
+}
+
+// ReadSources reads the sources into named inputs.
+func ReadSources(ctx context.Context, src Sources) ([]Input, error) {
+	var inputs []Input
+	stdinUsed := false
+	for _, f := range src.Files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if f == "-" {
+			if stdinUsed {
+				return nil, fmt.Errorf("reading stdin: - given more than once")
+			}
+			stdinUsed = true
+			if src.Stdin == nil {
+				return nil, fmt.Errorf("reading stdin: no input")
+			}
+			data, err := io.ReadAll(io.LimitReader(src.Stdin, maxInput+1))
+			if err != nil {
+				return nil, fmt.Errorf("reading stdin: %w", err)
+			}
+			if len(data) > maxInput {
+				return nil, fmt.Errorf("reading stdin: larger than %d MiB", maxInput>>20)
+			}
+			inputs = append(inputs, Input{Name: "<stdin>", Data: data})
+			continue
+		}
+		files, err := expand(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, name := range files {
+			data, err := readFile(name)
+			if err != nil {
+				return nil, err
+			}
+			inputs = append(inputs, Input{Name: name, Data: data})
+		}
+	}
+	for _, dir := range src.Kustomize {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		in, err := Kustomize(dir)
+		if err != nil {
+			return nil, err
+		}
+		inputs = append(inputs, in)
+	}
+	return inputs, nil
+}
+
+func readFile(name string) ([]byte, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxInput+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest %s: %w", name, err)
+	}
+	if len(data) > maxInput {
+		return nil, fmt.Errorf("reading manifest %s: larger than %d MiB", name, maxInput>>20)
+	}
+	return data, nil
+}
+
+// expand turns a file or directory argument into file names.
+func expand(arg string) ([]string, error) {
+	st, err := os.Stat(arg)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifests: %w", err)
+	}
+	if !st.IsDir() {
+		return []string{arg}, nil
+	}
+	entries, err := os.ReadDir(arg)
+	if err != nil {
+		return nil, fmt.Errorf("reading manifest directory: %w", err)
+	}
+	var out []string
+	for _, e := range entries {
+		name := e.Name()
+		if e.IsDir() || strings.HasPrefix(name, ".") {
+			continue
+		}
+		switch strings.ToLower(filepath.Ext(name)) {
+		case ".yaml", ".yml", ".json":
+		default:
+			continue
+		}
+		if base := strings.TrimSuffix(strings.ToLower(name), filepath.Ext(name)); base == "kustomization" {
+			continue // a kustomization is not an object; use -k
+		}
+		out = append(out, filepath.Join(arg, name))
+	}
+	sort.Strings(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("reading manifest directory %s: no .yaml, .yml or .json files", arg)
+	}
+	return out, nil
+}
+
+// Kustomize builds a kustomization directory. The input is named
+// "DIR (kustomize build)" and its line numbers refer to the built output.
+func Kustomize(dir string) (Input, error) {
+	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
+	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	if err != nil {
+		return Input{}, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	data, err := res.AsYaml()
+	if err != nil {
+		return Input{}, fmt.Errorf("kustomize build %s: rendering YAML: %w", dir, err)
+	}
+	return Input{Name: dir + " (kustomize build)", Data: data}, nil
+}
