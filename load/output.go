@@ -1,0 +1,266 @@
+package load
+
+import (
+	"bufio"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"zerodrop.dev/zerodrop/results"
+)
+
+// EMFNamespace is the CloudWatch namespace the seed's simulator published to.
+const EMFNamespace = "appsimulator"
+
+// EMF writes one CloudWatch Embedded Metric Format line per timeline bucket:
+// one Count metric per outcome key (each status code, each transport
+// class), namespace appsimulator, dimension workload.
+type EMF struct {
+	mu       sync.Mutex
+	w        io.Writer
+	workload string
+	err      error
+}
+
+// NewEMF writes EMF lines to w.
+func NewEMF(w io.Writer, workload string) *EMF { return &EMF{w: w, workload: workload} }
+
+// Request implements Sink.
+func (e *EMF) Request(*Call, results.Sample) {}
+
+// Bucket implements Sink.
+func (e *EMF) Bucket(b results.Bucket, start time.Time) {
+	keys := make([]string, 0, len(b.Counts))
+	for k := range b.Counts {
+		keys = append(keys, k)
+	}
+	results.SortKeys(keys)
+	metrics := make([]map[string]string, 0, len(keys))
+	doc := map[string]any{"workload": e.workload}
+	for _, k := range keys {
+		metrics = append(metrics, map[string]string{"Name": k, "Unit": "Count"})
+		doc[k] = b.Counts[k]
+	}
+	doc["_aws"] = map[string]any{
+		"Timestamp": start.Add(time.Duration(b.OffsetMS) * time.Millisecond).UnixMilli(),
+		"CloudWatchMetrics": []any{map[string]any{
+			"Namespace":  EMFNamespace,
+			"Dimensions": [][]string{{"workload"}},
+			"Metrics":    metrics,
+		}},
+	}
+	line, err := json.Marshal(doc)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err == nil && e.err == nil {
+		_, e.err = e.w.Write(append(line, '\n'))
+	}
+}
+
+// Err returns the first write error.
+func (e *EMF) Err() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.err
+}
+
+// Metrics exposes live Prometheus metrics of a run:
+// zerodrop_load_requests_total{outcome}, zerodrop_load_errors_total and
+// zerodrop_load_request_duration_seconds.
+type Metrics struct {
+	requests *prometheus.CounterVec
+	errs     prometheus.Counter
+	latency  prometheus.Histogram
+}
+
+// NewMetrics registers the metrics on reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "zerodrop_load_requests_total", Help: "Requests sent, by outcome (status code or transport class)."}, []string{"outcome"}),
+		errs:     prometheus.NewCounter(prometheus.CounterOpts{Name: "zerodrop_load_errors_total", Help: "Requests that failed (transport class or 5xx)."}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "zerodrop_load_request_duration_seconds", Help: "Request latency from the intended start.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16)}),
+	}
+	for _, c := range []prometheus.Collector{m.requests, m.errs, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering load metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Request implements Sink.
+func (m *Metrics) Request(_ *Call, s results.Sample) {
+	m.requests.WithLabelValues(s.Outcome).Inc()
+	if results.IsError(s.Outcome) {
+		m.errs.Inc()
+	}
+	m.latency.Observe(s.Latency.Seconds())
+}
+
+// Bucket implements Sink.
+func (m *Metrics) Bucket(results.Bucket, time.Time) {}
+
+// Raw writes one CSV line per request (the only per-request output; it
+// streams, so memory stays bounded): start offset ms, latency µs, outcome,
+// from_lb, method, url.
+type Raw struct {
+	mu    sync.Mutex
+	w     *bufio.Writer
+	start time.Time
+	err   error
+}
+
+// NewRaw writes per-request lines to w, offsets from start.
+func NewRaw(w io.Writer, start time.Time) *Raw {
+	r := &Raw{w: bufio.NewWriterSize(w, 64<<10), start: start}
+	_, r.err = r.w.WriteString("start_ms,latency_us,outcome,from_lb,method,url\n")
+	return r
+}
+
+// Request implements Sink.
+func (r *Raw) Request(call *Call, s results.Sample) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err != nil {
+		return
+	}
+	var b []byte
+	b = strconv.AppendFloat(b, float64(s.Start.Sub(r.start).Microseconds())/1000, 'f', 3, 64)
+	b = append(b, ',')
+	b = strconv.AppendInt(b, s.Latency.Microseconds(), 10)
+	b = append(b, ',')
+	b = append(b, s.Outcome...)
+	b = append(b, ',')
+	b = strconv.AppendBool(b, s.FromLB)
+	b = append(b, ',')
+	b = append(b, call.Method...)
+	b = append(b, ',')
+	b = append(b, csvField(call.URL)...)
+	b = append(b, '\n')
+	_, r.err = r.w.Write(b)
+}
+
+func csvField(s string) string {
+	if !strings.ContainsAny(s, ",\"\n\r") {
+		return s
+	}
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
+
+// Bucket implements Sink.
+func (r *Raw) Bucket(results.Bucket, time.Time) {}
+
+// Flush writes buffered lines and returns the first error.
+func (r *Raw) Flush() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.err == nil {
+		r.err = r.w.Flush()
+	}
+	return r.err
+}
+
+// WriteCSV writes the timeline as CSV: offset_s, requests, errors,
+// error_rate, p50_ms, p99_ms, max_ms, then one column per outcome key.
+func WriteCSV(w io.Writer, res *results.Result) error {
+	cw := csv.NewWriter(w)
+	keys := res.Keys()
+	header := append([]string{"offset_s", "requests", "errors", "error_rate", "p50_ms", "p99_ms", "max_ms"}, keys...)
+	if err := cw.Write(header); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	for _, b := range res.Timeline {
+		var n, errs int64
+		for k, c := range b.Counts {
+			n += c
+			if results.IsError(k) {
+				errs += c
+			}
+		}
+		rate := 0.0
+		if n > 0 {
+			rate = float64(errs) / float64(n)
+		}
+		row := []string{f(float64(b.OffsetMS) / 1000), strconv.FormatInt(n, 10), strconv.FormatInt(errs, 10), f(rate), f(b.Latency.P50MS), f(b.Latency.P99MS), f(b.Latency.MaxMS)}
+		for _, k := range keys {
+			row = append(row, strconv.FormatInt(b.Counts[k], 10))
+		}
+		if err := cw.Write(row); err != nil {
+			return fmt.Errorf("writing CSV: %w", err)
+		}
+	}
+	cw.Flush()
+	if err := cw.Error(); err != nil {
+		return fmt.Errorf("writing CSV: %w", err)
+	}
+	return nil
+}
+
+// WriteSummary writes a short human summary of a result.
+func WriteSummary(w io.Writer, res *results.Result) error {
+	t := res.Totals
+	bw := bufio.NewWriter(w)
+	dur := res.Duration().Seconds()
+	rate := 0.0
+	if dur > 0 {
+		rate = float64(t.Requests) / dur
+	}
+	fmt.Fprintf(bw, "%s load (%s model) against %s for %s\n", res.Meta.Workload, res.Meta.Model, strings.Join(res.Meta.Targets, ", "), res.Duration().Round(time.Millisecond))
+	fmt.Fprintf(bw, "requests  %d (%.1f/s)   errors %d (%.3f%%)\n", t.Requests, rate, t.Errors, 100*t.ErrorRate)
+	l := res.Latency
+	fmt.Fprintf(bw, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", ms(l.P50MS), ms(l.P90MS), ms(l.P99MS), ms(l.P999MS), ms(l.MaxMS))
+	keys := res.Keys()
+	fmt.Fprint(bw, "outcomes ")
+	for _, k := range keys {
+		fmt.Fprintf(bw, "  %s=%d", k, t.Counts[k])
+		if n := t.FromLB[k]; n > 0 {
+			fmt.Fprintf(bw, " (lb %d)", n)
+		}
+	}
+	fmt.Fprintln(bw)
+	for _, m := range res.Marks {
+		fmt.Fprintf(bw, "mark %-12s %6.1fs..%6.1fs  requests %d  errors %d (%.3f%%)  p99 %s\n", m.Name, float64(m.StartMS)/1000, float64(m.EndMS)/1000, m.Totals.Requests, m.Totals.Errors, 100*m.Totals.ErrorRate, ms(m.Latency.P99MS))
+	}
+	if v := res.Verify; v != nil {
+		fmt.Fprintf(bw, "verify    %d writes read back: %d lost, %d duplicated keys, %d unreadable (%d recent orders scanned)\n", v.Checked, len(v.Lost), len(v.Duplicates), v.Errors, v.Scanned)
+		for i, lw := range v.Lost {
+			if i == 10 {
+				fmt.Fprintf(bw, "  ... %d more\n", len(v.Lost)-10)
+				break
+			}
+			found := "missing"
+			if lw.FoundVersion >= 0 {
+				found = fmt.Sprintf("version %d", lw.FoundVersion)
+			}
+			fmt.Fprintf(bw, "  lost order %s: acknowledged version %d, found %s\n", lw.ID, lw.AckedVersion, found)
+		}
+		for i, d := range v.Duplicates {
+			if i == 10 {
+				fmt.Fprintf(bw, "  ... %d more\n", len(v.Duplicates)-10)
+				break
+			}
+			fmt.Fprintf(bw, "  duplicate key %s: orders %s\n", d.Key, strings.Join(d.IDs, ", "))
+		}
+	}
+	return bw.Flush()
+}
+
+func ms(v float64) string {
+	return (time.Duration(v * float64(time.Millisecond))).Round(10 * time.Microsecond).String()
+}
+
+// FormatProgress renders one progress line.
+func FormatProgress(p Progress) string {
+	return fmt.Sprintf("%s/%s  %7.1f req/s  sessions %d  in-flight %d  requests %d  errors %d (%.2f%%)  p99 %s",
+		p.Elapsed.Round(time.Second), (p.Elapsed + p.Remaining).Round(time.Second), p.Rate, p.Sessions, p.InFlight,
+		p.Totals.Requests, p.Totals.Errors, 100*p.Totals.ErrorRate, ms(p.Latency.P99MS))
+}
