@@ -109,19 +109,18 @@ func (m *Metrics) Request(_ *Call, s results.Sample) {
 func (m *Metrics) Bucket(results.Bucket, time.Time) {}
 
 // Raw writes one CSV line per request (the only per-request output; it
-// streams, so memory stays bounded): start offset ms, latency µs, outcome,
-// from_lb, method, url.
+// streams, so memory stays bounded): start time in Unix microseconds,
+// latency µs, outcome, from_lb, method, url.
 type Raw struct {
-	mu    sync.Mutex
-	w     *bufio.Writer
-	start time.Time
-	err   error
+	mu  sync.Mutex
+	w   *bufio.Writer
+	err error
 }
 
-// NewRaw writes per-request lines to w, offsets from start.
-func NewRaw(w io.Writer, start time.Time) *Raw {
-	r := &Raw{w: bufio.NewWriterSize(w, 64<<10), start: start}
-	_, r.err = r.w.WriteString("start_ms,latency_us,outcome,from_lb,method,url\n")
+// NewRaw writes per-request lines to w.
+func NewRaw(w io.Writer) *Raw {
+	r := &Raw{w: bufio.NewWriterSize(w, 64<<10)}
+	_, r.err = r.w.WriteString("start_unix_us,latency_us,outcome,from_lb,method,url\n")
 	return r
 }
 
@@ -133,7 +132,7 @@ func (r *Raw) Request(call *Call, s results.Sample) {
 		return
 	}
 	var b []byte
-	b = strconv.AppendFloat(b, float64(s.Start.Sub(r.start).Microseconds())/1000, 'f', 3, 64)
+	b = strconv.AppendInt(b, s.Start.UnixMicro(), 10)
 	b = append(b, ',')
 	b = strconv.AppendInt(b, s.Latency.Microseconds(), 10)
 	b = append(b, ',')
