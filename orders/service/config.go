@@ -1,0 +1,175 @@
+// Package service assembles and runs the orders service process (zerodrop
+// serve): the orders API over a store, health and metrics endpoints, and one
+// of three shutdown behaviours — graceful (the drain library), immediate and
+// unwaited (the broken behaviours from the field reports, kept to reproduce
+// them).
+package service
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"time"
+
+	"zerodrop.dev/zerodrop/drain"
+	"zerodrop.dev/zerodrop/orders/store"
+)
+
+// ShutdownMode is what the process does on SIGTERM.
+type ShutdownMode string
+
+// Shutdown modes.
+const (
+	// Graceful: readiness fails at once, the server keeps serving for the
+	// delay (responses carry Connection: close), then stops accepting and
+	// lets in-flight requests finish until the timeout (the drain library).
+	Graceful ShutdownMode = "graceful"
+	// Immediate: every connection is closed at once and the process exits;
+	// in-flight requests are cut. Readiness never fails first.
+	Immediate ShutdownMode = "immediate"
+	// Unwaited: http.Server.Shutdown is started but the process exits as
+	// soon as Serve returns ErrServerClosed, without waiting for Shutdown,
+	// which cuts in-flight requests. Readiness never fails first.
+	Unwaited ShutdownMode = "unwaited"
+)
+
+// Environment variables read by Load (besides drain's
+// ZERODROP_SHUTDOWN_DELAY and ZERODROP_SHUTDOWN_TIMEOUT).
+const (
+	EnvAddr      = "ZERODROP_ADDR"
+	EnvDB        = "ZERODROP_DB"
+	EnvAdminAddr = "ZERODROP_ADMIN_ADDR"
+	EnvWork      = "ZERODROP_WORK"
+	EnvShutdown  = "ZERODROP_SHUTDOWN"
+	EnvLogFormat = "ZERODROP_LOG_FORMAT"
+)
+
+// Defaults.
+const (
+	DefaultAddr = "127.0.0.1:8000"
+	// HealthPath is the readiness endpoint on the service port.
+	HealthPath = "/logistics/health"
+	// LivenessPath is the liveness endpoint on the service port.
+	LivenessPath = "/livez"
+	// MetricsPath serves Prometheus metrics on the service port.
+	MetricsPath = "/metrics"
+)
+
+// ErrUsage is wrapped by every configuration error (exit code 2).
+var ErrUsage = errors.New("invalid configuration")
+
+// Config is a resolved service configuration.
+type Config struct {
+	Addr      string       // listen address
+	DB        string       // store address (see store.ParseDSN)
+	AdminAddr string       // optional separate health/metrics listener
+	Work      Work         // extra time per API request
+	Shutdown  ShutdownMode // behaviour on SIGTERM
+	Delay     time.Duration
+	Timeout   time.Duration
+	LogFormat string // text or json
+	// StoreTimeout bounds each store call (0: orders.DefaultStoreTimeout).
+	StoreTimeout time.Duration
+}
+
+// Flags holds command-line values; nil means the flag was not given.
+type Flags struct {
+	Addr, DB, AdminAddr, Work, Shutdown, Delay, Timeout, LogFormat *string
+}
+
+// Load resolves the configuration: flag, else environment variable (read
+// through lookup), else default. Errors wrap ErrUsage and name the flag or
+// variable at fault.
+func Load(lookup func(string) (string, bool), f Flags) (Config, error) {
+	if lookup == nil {
+		lookup = func(string) (string, bool) { return "", false }
+	}
+	var errs []error
+	pick := func(flag *string, flagName, env, def string) (val, source string) {
+		if flag != nil {
+			return *flag, "--" + flagName
+		}
+		if v, ok := lookup(env); ok {
+			return v, env
+		}
+		return def, "default"
+	}
+	bad := func(source, val string, err error) {
+		errs = append(errs, fmt.Errorf("%w: %s=%q: %v", ErrUsage, source, val, err))
+	}
+	var c Config
+
+	addr, src := pick(f.Addr, "addr", EnvAddr, DefaultAddr)
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		bad(src, addr, fmt.Errorf("want host:port such as %s", DefaultAddr))
+	}
+	c.Addr = addr
+
+	db, src := pick(f.DB, "db", EnvDB, store.DefaultDSN)
+	if _, _, err := store.ParseDSN(db); err != nil {
+		// ParseDSN's message shows the value with any password hidden.
+		errs = append(errs, fmt.Errorf("%w: %s: %v", ErrUsage, src, err))
+	}
+	c.DB = db
+
+	admin, src := pick(f.AdminAddr, "admin-addr", EnvAdminAddr, "")
+	if admin != "" {
+		if _, _, err := net.SplitHostPort(admin); err != nil {
+			bad(src, admin, errors.New("want host:port such as 127.0.0.1:9090"))
+		}
+	}
+	c.AdminAddr = admin
+
+	work, src := pick(f.Work, "work", EnvWork, "")
+	w, err := ParseWork(work)
+	if err != nil {
+		bad(src, work, err)
+	}
+	c.Work = w
+
+	mode, src := pick(f.Shutdown, "shutdown", EnvShutdown, string(Graceful))
+	switch ShutdownMode(mode) {
+	case Graceful, Immediate, Unwaited:
+		c.Shutdown = ShutdownMode(mode)
+	default:
+		bad(src, mode, errors.New("want graceful, immediate or unwaited"))
+	}
+
+	for _, d := range []struct {
+		flag      *string
+		name, env string
+		def       time.Duration
+		dst       *time.Duration
+	}{
+		{f.Delay, "shutdown-delay", drain.EnvShutdownDelay, drain.DefaultDelay, &c.Delay},
+		{f.Timeout, "shutdown-timeout", drain.EnvShutdownTimeout, drain.DefaultTimeout, &c.Timeout},
+	} {
+		v, src := pick(d.flag, d.name, d.env, d.def.String())
+		dur, err := time.ParseDuration(v)
+		switch {
+		case err != nil:
+			bad(src, v, errors.New("want a Go duration such as 15s or 1m30s"))
+		case dur < 0:
+			bad(src, v, errors.New("must not be negative"))
+		default:
+			*d.dst = dur
+		}
+	}
+
+	format, src := pick(f.LogFormat, "log-format", EnvLogFormat, "text")
+	if format != "text" && format != "json" {
+		bad(src, format, errors.New("want text or json"))
+	}
+	c.LogFormat = format
+	return c, errors.Join(errs...)
+}
+
+// NewLogger returns the process logger in format ("text" or "json").
+func NewLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
+}

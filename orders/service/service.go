@@ -1,0 +1,198 @@
+package service
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"zerodrop.dev/zerodrop/drain"
+	"zerodrop.dev/zerodrop/orders"
+	"zerodrop.dev/zerodrop/orders/store"
+)
+
+// openTimeout bounds opening and migrating the store at start.
+const openTimeout = 60 * time.Second
+
+// Run opens the store, serves the API until SIGTERM/SIGINT (or until ctx
+// ends) and shuts down the way cfg.Shutdown says. It logs one line at
+// start, one per state change and a summary at exit. It returns an error
+// when the store cannot be opened, the address cannot be bound, or (graceful
+// mode) requests had to be cut at the timeout.
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	kind, _, err := store.ParseDSN(cfg.DB)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrUsage, err)
+	}
+	openCtx, cancel := context.WithTimeout(ctx, openTimeout)
+	st, err := store.Open(openCtx, cfg.DB)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("open the order store: %w", err)
+	}
+	closeStore := func(context.Context) error { return st.Close() }
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	opts := orders.Options{Registerer: reg, Logger: log, StoreTimeout: cfg.StoreTimeout}
+	if !cfg.Work.IsZero() {
+		opts.Work = cfg.Work.Sample
+	}
+	api, err := orders.NewHandler(st, opts)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("build the orders API: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle(MetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("/", api)
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+	if err != nil {
+		st.Close()
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	log.Info("serve: started", "addr", ln.Addr().String(), "db", string(kind), "shutdown", string(cfg.Shutdown),
+		"delay", cfg.Delay.String(), "timeout", cfg.Timeout.String(), "work", cfg.Work.String(), "admin_addr", cfg.AdminAddr,
+		"pid", os.Getpid())
+
+	srv := &http.Server{
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: drain.DefaultReadHeaderTimeout,
+		IdleTimeout:       drain.DefaultIdleTimeout,
+	}
+	if cfg.Shutdown == Graceful {
+		srv.Handler = mux
+		return runGraceful(ctx, cfg, log, srv, ln, reg, closeStore)
+	}
+	defer st.Close()
+	return runAbrupt(ctx, cfg, log, srv, ln, mux, reg)
+}
+
+func runGraceful(ctx context.Context, cfg Config, log *slog.Logger, srv *http.Server, ln net.Listener,
+	reg *prometheus.Registry, closeStore func(context.Context) error) error {
+	opts := []drain.Option{
+		drain.WithDelay(cfg.Delay), drain.WithTimeout(cfg.Timeout),
+		drain.WithHealthPath(HealthPath), drain.WithLivenessPath(LivenessPath),
+		drain.WithLogger(log), drain.WithSignals(syscall.SIGTERM, syscall.SIGINT),
+	}
+	if cfg.AdminAddr != "" {
+		opts = append(opts, drain.WithAdminAddr(cfg.AdminAddr), drain.WithAdminMetrics(reg))
+	}
+	ds := drain.New(srv, opts...)
+	if err := reg.Register(ds.Collector()); err != nil {
+		ln.Close()
+		closeStore(ctx)
+		return fmt.Errorf("register drain metrics: %w", err)
+	}
+	ds.OnShutdown("close order store", closeStore)
+	ds.SetReady()
+	err := ds.Serve(ctx, ln)
+	rep := ds.Report()
+	log.Info("serve: exit", "shutdown", string(Graceful), "trigger", rep.Trigger,
+		"served_while_draining", rep.ServedWhileDraining, "requests_cut", rep.RequestsCut,
+		"connections_force_closed", rep.ConnsForceClosed, "drain", rep.DrainDuration.String(), "err", errText(err))
+	if err != nil {
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	return nil
+}
+
+// runAbrupt reproduces the two broken behaviours: readiness stays 200 to
+// the end, and on SIGTERM the process goes away with requests in flight.
+func runAbrupt(ctx context.Context, cfg Config, log *slog.Logger, srv *http.Server, ln net.Listener,
+	app http.Handler, reg *prometheus.Registry) error {
+	var inFlight atomic.Int64
+	health := healthHandler()
+	srv.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case HealthPath, LivenessPath:
+			health.ServeHTTP(w, r)
+			return
+		}
+		inFlight.Add(1)
+		defer inFlight.Add(-1)
+		app.ServeHTTP(w, r)
+	})
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sig)
+
+	var admin *http.Server
+	if cfg.AdminAddr != "" {
+		var lc net.ListenConfig
+		aln, err := lc.Listen(ctx, "tcp", cfg.AdminAddr)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen on admin address %s: %w", cfg.AdminAddr, err)
+		}
+		amux := http.NewServeMux()
+		amux.Handle(drain.AdminReadyPath, health)
+		amux.Handle(drain.AdminLivePath, health)
+		amux.Handle(drain.AdminMetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		admin = &http.Server{Handler: amux, ReadHeaderTimeout: drain.DefaultReadHeaderTimeout}
+		go admin.Serve(aln) //nolint:errcheck // closed below
+		defer admin.Close()
+	}
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	log.Info("serve: ready", "shutdown", string(cfg.Shutdown))
+
+	var trigger string
+	select {
+	case s := <-sig:
+		trigger = "signal: " + s.String()
+	case <-ctx.Done():
+		trigger = "context: " + context.Cause(ctx).Error()
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	}
+	start := time.Now()
+	log.Info("serve: stop requested", "trigger", trigger, "shutdown", string(cfg.Shutdown))
+	switch cfg.Shutdown {
+	case Immediate:
+		// Like os.Exit: every connection dies now, requests or not.
+		srv.Close()
+	default: // Unwaited
+		// The seed's mistake: Shutdown runs in the background, Serve
+		// returns ErrServerClosed at once and nobody waits for Shutdown.
+		go srv.Shutdown(context.WithoutCancel(ctx)) //nolint:errcheck // nobody waits, on purpose
+		if err := <-serveErr; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Warn("serve: serve loop", "err", err)
+		}
+	}
+	log.Info("serve: exit", "shutdown", string(cfg.Shutdown), "trigger", trigger,
+		"served_while_draining", 0, "requests_cut", inFlight.Load(), "drain", time.Since(start).String())
+	return nil
+}
+
+// healthHandler always answers ready: the broken modes never fail
+// readiness before they exit.
+func healthHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ready", "state": "ready"})
+	})
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
