@@ -47,9 +47,9 @@ type Options struct {
 	ThinkSet                        bool
 	ThinkJitter                     float64
 
-	Method  string
-	Headers []string
-	Body    string
+	Method   string
+	Headers  []string
+	Body     string
 	BodyFile string
 
 	Output      string // text | json
@@ -71,7 +71,7 @@ type Options struct {
 	TTY bool
 	// ProgressEvery is the interval of progress output (default 1 s on a
 	// terminal, 5 s otherwise).
-	ProgressEvery time.Duration
+	ProgressEvery  time.Duration
 	Stdout, Stderr io.Writer
 }
 

@@ -62,8 +62,8 @@ func (o *Orders) Think(rng *rand.Rand) time.Duration {
 // orderDoc is the part of an order the workload reads.
 type orderDoc struct {
 	ID          flexID `json:"id"`
-	Version     int64       `json:"version"`
-	Destination string      `json:"destination"`
+	Version     int64  `json:"version"`
+	Destination string `json:"destination"`
 }
 
 // Session implements Workload.

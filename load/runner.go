@@ -296,8 +296,8 @@ func (r *Runner) session(ctx context.Context, rng *rand.Rand, start time.Time) {
 
 // runOpen schedules arrivals at Profile.At(t) per second. A pool of
 // MaxInFlight workers takes arrivals in order; when all are busy, arrivals
-// wait and their latency counts from the scheduled time. Load stops at the
-// deadline of loadCtx; hardCtx cancels requests in flight.
+// wait and their latency counts from the scheduled time. Arrivals stop at
+// the deadline of loadCtx; hardCtx cancels requests in flight.
 func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
 	arrivals := make(chan time.Time, r.cfg.MaxInFlight)
 	var wg sync.WaitGroup
@@ -316,6 +316,8 @@ func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
 	rng := rand.New(rand.NewPCG(seed, math.MaxUint64))
 	next := r.start
 	end := r.start.Add(r.cfg.Duration)
+	drain, stopDrain := context.WithDeadline(hardCtx, end.Add(r.cfg.ConnectTimeout+r.cfg.ResponseTimeout))
+	defer stopDrain()
 	const idle = 50 * time.Millisecond // re-check a zero demand this often
 	for {
 		rate := r.cfg.Profile.At(next.Sub(r.start))
@@ -345,7 +347,16 @@ func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
 		}
 		select {
 		case arrivals <- next:
-		case <-loadCtx.Done():
+			continue
+		default:
+		}
+		// Every worker is busy: the arrival waits (its latency runs from
+		// next). Arrivals due before the end are still sent after it, up
+		// to one request timeout later.
+		select {
+		case arrivals <- next:
+		case <-drain.Done():
+			r.rec.AddEvent(time.Now(), "overload", "scheduled arrivals were never sent: every worker stayed busy past the end of the run", nil)
 			return
 		}
 	}

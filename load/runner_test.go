@@ -1,0 +1,243 @@
+package load
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"zerodrop.dev/zerodrop/results"
+)
+
+func slowServer(t *testing.T, d time.Duration, code int) *httptest.Server {
+	t.Helper()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done():
+		}
+		w.WriteHeader(code)
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func run(t *testing.T, cfg Config) *results.Result {
+	t.Helper()
+	r, err := NewRunner(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	res, err := r.Run(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// An overloaded service seen through the open model: arrivals keep their
+// schedule, so the wait for a free slot is part of the latency. The closed
+// model against the same service shows only the service time: that is the
+// coordinated omission the open model avoids.
+func TestOpenModelLatencyIncludesQueueing(t *testing.T) {
+	srv := slowServer(t, 50*time.Millisecond, 200)
+	g, _ := NewGet([]string{srv.URL}, "", nil, nil)
+	open := run(t, Config{Workload: g, Model: Open, Profile: Constant{40}, MaxInFlight: 1, Duration: 500 * time.Millisecond})
+	// 40/s for 0.5 s = ~20 arrivals, served one at a time at 50 ms: the
+	// last waits ~0.5 s.
+	if n := open.Totals.Counts["200"]; n < 15 || n > 21 {
+		t.Fatalf("open model sent %d requests, want about 20", n)
+	}
+	if open.Latency.MaxMS < 300 {
+		t.Fatalf("open-model max latency %.1f ms: the queueing delay is missing", open.Latency.MaxMS)
+	}
+	closed := run(t, Config{Workload: g, Model: Closed, Profile: Constant{1}, Duration: 500 * time.Millisecond})
+	if closed.Latency.MaxMS > 250 {
+		t.Fatalf("closed-model max latency %.1f ms, want about the 50 ms service time", closed.Latency.MaxMS)
+	}
+}
+
+func TestClosedModelFollowsProfile(t *testing.T) {
+	var inflight, peak atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := inflight.Add(1)
+		for {
+			p := peak.Load()
+			if n <= p || peak.CompareAndSwap(p, n) {
+				break
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+		inflight.Add(-1)
+	}))
+	defer srv.Close()
+	g, _ := NewGet([]string{srv.URL}, "", nil, nil)
+	var demand []float64
+	res := run(t, Config{Workload: g, Model: Closed, Duration: 800 * time.Millisecond,
+		Profile:  Steps{Steps: []Step{{Value: 2, For: 400 * time.Millisecond}, {Value: 6, For: time.Second}}},
+		Progress: func(p Progress) { demand = append(demand, p.Demand) }, ProgressEvery: 100 * time.Millisecond})
+	if p := peak.Load(); p != 6 {
+		t.Fatalf("peak concurrency %d, want 6 sessions", p)
+	}
+	if res.Totals.Requests < 50 || len(demand) == 0 {
+		t.Fatalf("requests %d, progress calls %d", res.Totals.Requests, len(demand))
+	}
+}
+
+func TestOpenModelRate(t *testing.T) {
+	srv := slowServer(t, 0, 204)
+	g, _ := NewGet([]string{srv.URL}, "", nil, nil)
+	for _, poisson := range []bool{false, true} {
+		res := run(t, Config{Workload: g, Model: Open, Profile: Constant{200}, Poisson: poisson, Duration: time.Second, Seed: 7})
+		n := res.Totals.Counts["204"]
+		if math.Abs(float64(n)-200) > 40 {
+			t.Errorf("poisson=%v: %d requests in 1 s at 200/s", poisson, n)
+		}
+	}
+}
+
+func TestMarksCountErrorsInsideTheWindow(t *testing.T) {
+	var fail atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if fail.Load() {
+			w.WriteHeader(http.StatusBadGateway)
+		}
+	}))
+	defer srv.Close()
+	g, _ := NewGet([]string{srv.URL}, "", nil, nil)
+	r, err := NewRunner(Config{Workload: g, Model: Open, Profile: Constant{100}, Duration: 900 * time.Millisecond,
+		Marks: []MarkSpec{{Name: "before", Offset: 0, Duration: 300 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		<-r.Started()
+		time.Sleep(300 * time.Millisecond)
+		now := time.Now()
+		r.AddMark("outage", now, time.Time{})
+		fail.Store(true)
+		time.Sleep(300 * time.Millisecond)
+		fail.Store(false)
+		r.EndMark("outage", time.Now())
+		r.AddEvent(now, "kill", "target killed", nil)
+	}()
+	res, err := r.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[string]results.Mark{}
+	for _, m := range res.Marks {
+		by[m.Name] = m
+	}
+	if by["before"].Totals.Errors != 0 || by["before"].Totals.Requests < 20 {
+		t.Errorf("window before the outage: %+v", by["before"].Totals)
+	}
+	out := by["outage"].Totals
+	if out.ErrorRate < 0.9 || out.Requests < 20 {
+		t.Errorf("outage window: %+v, want nearly all 502", out)
+	}
+	if res.Totals.ErrorRate > 0.5 || res.Totals.Errors == 0 {
+		t.Errorf("overall: %+v", res.Totals)
+	}
+	if len(res.Events) != 1 {
+		t.Errorf("events %v", res.Events)
+	}
+}
+
+func TestMainGatesAndOutputs(t *testing.T) {
+	ok := slowServer(t, 0, 200)
+	bad := slowServer(t, 0, 503)
+	slow := slowServer(t, 60*time.Millisecond, 200)
+	dir := t.TempDir()
+	base := func(url string) Options {
+		return Options{URLs: []string{url}, Workload: "get", Rate: "50/s", Duration: 300 * time.Millisecond,
+			MaxErrors: -1, MaxErrorRate: -1, Stdout: &bytes.Buffer{}, Stderr: &bytes.Buffer{}}
+	}
+	ctx := context.Background()
+
+	o := base(ok.URL)
+	o.MaxErrors, o.MaxErrorRate, o.MaxP99 = 0, 0, time.Second
+	o.Out, o.CSV, o.EMF, o.Raw = filepath.Join(dir, "r.json"), filepath.Join(dir, "t.csv"), filepath.Join(dir, "e.jsonl"), filepath.Join(dir, "raw.csv")
+	o.Marks = []string{"w@100ms+100ms"}
+	if err := Main(ctx, o); err != nil {
+		t.Fatalf("a clean run failed: %v", err)
+	}
+	data, err := os.ReadFile(o.Out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := results.ValidateSchema(data); err != nil {
+		t.Fatal(err)
+	}
+	res, err := results.Unmarshal(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Totals.Counts["200"] < 10 || len(res.Marks) != 1 {
+		t.Fatalf("result %+v", res.Totals)
+	}
+	csvData, _ := os.ReadFile(o.CSV)
+	if !strings.HasPrefix(string(csvData), "offset_s,requests,errors,error_rate,p50_ms,p99_ms,max_ms,200\n") {
+		t.Errorf("csv header: %q", strings.SplitN(string(csvData), "\n", 2)[0])
+	}
+	emf, _ := os.ReadFile(o.EMF)
+	if !strings.Contains(string(emf), `"Namespace":"appsimulator"`) || !strings.Contains(string(emf), `"Name":"200"`) {
+		t.Errorf("emf: %s", emf)
+	}
+	raw, _ := os.ReadFile(o.Raw)
+	if lines := strings.Count(string(raw), "\n"); int64(lines) != res.Totals.Requests+1 {
+		t.Errorf("raw has %d lines for %d requests", lines, res.Totals.Requests)
+	}
+
+	var gate *GateError
+	o = base(bad.URL)
+	o.MaxErrors = 3
+	if err := Main(ctx, o); !errors.As(err, &gate) || !strings.Contains(err.Error(), "--max-errors 3") {
+		t.Errorf("--max-errors: err = %v", err)
+	}
+	o = base(bad.URL)
+	o.MaxErrorRate = 0.5
+	if err := Main(ctx, o); !errors.As(err, &gate) || !strings.Contains(err.Error(), "--max-error-rate") {
+		t.Errorf("--max-error-rate: err = %v", err)
+	}
+	o = base(slow.URL)
+	o.MaxP99 = 20 * time.Millisecond
+	if err := Main(ctx, o); !errors.As(err, &gate) || !strings.Contains(err.Error(), "--max-p99") {
+		t.Errorf("--max-p99: err = %v", err)
+	}
+	if strings.Contains(gate.Error(), "\n") {
+		t.Errorf("gate reason is not one line: %q", gate.Error())
+	}
+
+	for name, mod := range map[string]func(*Options){
+		"no duration":   func(o *Options) { o.Duration = 0 },
+		"both models":   func(o *Options) { o.Concurrency = 3 },
+		"bad rate":      func(o *Options) { o.Rate = "fast" },
+		"bad workload":  func(o *Options) { o.Workload = "post" },
+		"bad url":       func(o *Options) { o.URLs = []string{"127.0.0.1:80"} },
+		"bad mark":      func(o *Options) { o.Marks = []string{"oops"} },
+		"bad profile":   func(o *Options) { o.Profile = "sine:min=1" },
+		"verify on get": func(o *Options) { o.Verify = true },
+		"bad output":    func(o *Options) { o.Output = "yaml" },
+		"bad header":    func(o *Options) { o.Headers = []string{"nocolon"} },
+	} {
+		o := base(ok.URL)
+		mod(&o)
+		if err := Main(ctx, o); !IsUsage(err) {
+			t.Errorf("%s: err = %v, want a usage error", name, err)
+		}
+	}
+}
