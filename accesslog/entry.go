@@ -65,6 +65,7 @@ type Entry struct {
 // analysis can tell the causes of an ELB 502/503/504 apart.
 const (
 	ReasonTargetConnectionRefused = "TargetConnectionRefused" // 502: connect refused or unreachable
+	ReasonTargetConnectionError   = "TargetConnectionError"   // 502: other failure to connect
 	ReasonTargetConnectionReset   = "TargetConnectionReset"   // 502: RST with the request outstanding
 	ReasonTargetClosedConnection  = "TargetClosedConnection"  // 502: FIN with the request outstanding (keep-alive race)
 	ReasonTargetMalformedResponse = "TargetMalformedResponse" // 502: unparsable response or headers > 32 KiB
@@ -100,7 +101,7 @@ func TransportClass(errorReason string) string {
 		return ClassTimeoutConnect
 	case ReasonTargetResponseTimeout:
 		return ClassTimeoutResponse
-	case ReasonTargetMalformedResponse, ReasonDeregistrationCut:
+	case ReasonTargetMalformedResponse, ReasonDeregistrationCut, ReasonTargetConnectionError:
 		return ClassOther
 	}
 	return ""

@@ -1,0 +1,356 @@
+package alb
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+)
+
+func validation(format string, args ...any) error {
+	return &APIError{Status: 400, Code: "ValidationError", Message: fmt.Sprintf(format, args...)}
+}
+
+// schedule runs apply after op's control-plane latency and returns when the
+// data plane will have acted.
+func (lb *LoadBalancer) schedule(op string, apply func()) AcceptedOutput {
+	d := lb.scaled(lb.cfg.ControlPlaneLatency.For(op))
+	at := time.Now().Add(d)
+	lb.after(d, apply)
+	return AcceptedOutput{EffectiveAt: at.UTC().Format(time.RFC3339Nano)}
+}
+
+func targetAddrs(ts []TargetDescription) ([]string, error) {
+	if len(ts) == 0 {
+		return nil, validation("Targets: at least one target is required")
+	}
+	out := make([]string, 0, len(ts))
+	for i, t := range ts {
+		a, err := parseTarget(t.String())
+		if err != nil {
+			return nil, validation("Targets[%d]: %v", i, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// RegisterTargets registers ip:port targets in a target group. The API
+// shows them at once (initial, Elb.RegistrationInProgress); the data plane
+// starts health-checking them after the control-plane latency.
+func (lb *LoadBalancer) RegisterTargets(in TargetsInput) (AcceptedOutput, error) {
+	g, err := lb.group(in.TargetGroupName)
+	if err != nil {
+		return AcceptedOutput{}, err
+	}
+	addrs, err := targetAddrs(in.Targets)
+	if err != nil {
+		return AcceptedOutput{}, err
+	}
+	g.mu.Lock()
+	for _, a := range addrs {
+		if t := g.find(a); t != nil && t.deregistered {
+			g.mu.Unlock()
+			return AcceptedOutput{}, &APIError{Status: 400, Code: "InvalidTarget", Message: fmt.Sprintf(
+				"target %s is draining in target group %s; it cannot be registered again until its deregistration delay has passed", a, g.name)}
+		}
+	}
+	g.mu.Unlock()
+	var accepted []string
+	for _, a := range addrs {
+		ok, err := g.acceptRegister(a)
+		if err != nil {
+			return AcceptedOutput{}, err
+		}
+		if ok {
+			accepted = append(accepted, a)
+		}
+	}
+	return lb.schedule("RegisterTargets", func() {
+		for _, a := range accepted {
+			g.applyRegister(a)
+		}
+	}), nil
+}
+
+// DeregisterTargets deregisters targets. The API shows them draining at
+// once; the data plane stops sending them new requests after the
+// control-plane latency and cuts what is still in flight when the
+// deregistration delay ends.
+func (lb *LoadBalancer) DeregisterTargets(in TargetsInput) (AcceptedOutput, error) {
+	g, err := lb.group(in.TargetGroupName)
+	if err != nil {
+		return AcceptedOutput{}, err
+	}
+	addrs, err := targetAddrs(in.Targets)
+	if err != nil {
+		return AcceptedOutput{}, err
+	}
+	g.mu.Lock()
+	for _, a := range addrs {
+		if g.find(a) == nil {
+			g.mu.Unlock()
+			return AcceptedOutput{}, &APIError{Status: 400, Code: "InvalidTarget", Message: fmt.Sprintf("target %s is not registered in target group %s", a, g.name)}
+		}
+	}
+	g.mu.Unlock()
+	var accepted []string
+	for _, a := range addrs {
+		ok, err := g.acceptDeregister(a)
+		if err != nil {
+			return AcceptedOutput{}, err
+		}
+		if ok {
+			accepted = append(accepted, a)
+		}
+	}
+	return lb.schedule("DeregisterTargets", func() {
+		for _, a := range accepted {
+			g.applyDeregister(a)
+		}
+	}), nil
+}
+
+// DescribeTargetHealth reports target states and reason codes.
+func (lb *LoadBalancer) DescribeTargetHealth(in DescribeTargetHealthInput) (DescribeTargetHealthOutput, error) {
+	g, err := lb.group(in.TargetGroupName)
+	if err != nil {
+		return DescribeTargetHealthOutput{}, err
+	}
+	var only []string
+	if len(in.Targets) > 0 {
+		if only, err = targetAddrs(in.Targets); err != nil {
+			return DescribeTargetHealthOutput{}, err
+		}
+	}
+	out := DescribeTargetHealthOutput{TargetHealthDescriptions: g.describe(only)}
+	if out.TargetHealthDescriptions == nil {
+		out.TargetHealthDescriptions = []TargetHealthDescription{}
+	}
+	return out, nil
+}
+
+// ModifyRule replaces the forward action (weights) of the rule with the
+// given priority, after the control-plane latency.
+func (lb *LoadBalancer) ModifyRule(in ModifyRuleInput) (AcceptedOutput, error) {
+	idx := slices.IndexFunc(*lb.rules.Load(), func(r *rule) bool { return r.priority == in.Priority })
+	if idx < 0 {
+		return AcceptedOutput{}, &APIError{Status: 400, Code: "RuleNotFound", Message: fmt.Sprintf("no rule with priority %d", in.Priority)}
+	}
+	if len(in.Actions) != 1 || in.Actions[0].Type != "forward" {
+		return AcceptedOutput{}, validation("Actions: want exactly one action of Type forward")
+	}
+	var fwd []WeightedTargetGroup
+	names := map[string]bool{}
+	for _, g := range lb.groupList() {
+		names[g.name] = true
+	}
+	for _, tg := range in.Actions[0].ForwardConfig.TargetGroups {
+		fwd = append(fwd, WeightedTargetGroup{TargetGroup: tg.TargetGroupName, Weight: tg.Weight})
+	}
+	if err := validateForward("Actions[0].ForwardConfig.TargetGroups", fwd, names); err != nil {
+		return AcceptedOutput{}, validation("%v", err)
+	}
+	prio := in.Priority
+	return lb.schedule("ModifyRule", func() {
+		lb.mu.Lock()
+		defer lb.mu.Unlock()
+		old := *lb.rules.Load()
+		rules := slices.Clone(old)
+		for i, r := range rules {
+			if r.priority == prio {
+				rules[i] = lb.buildRuleLocked(prio, r.hosts, r.prefixes, fwd)
+			}
+		}
+		lb.setRules(rules)
+		lb.logf("rule %d: forward %s", prio, describeForward(fwd))
+	}), nil
+}
+
+func describeForward(fwd []WeightedTargetGroup) string {
+	s := ""
+	for i, w := range fwd {
+		if i > 0 {
+			s += ", "
+		}
+		wt := 1
+		if w.Weight != nil {
+			wt = *w.Weight
+		}
+		s += fmt.Sprintf("%s=%d", w.TargetGroup, wt)
+	}
+	return s
+}
+
+// ModifyTargetGroup changes a target group's health check after the
+// control-plane latency. Unset fields keep their values.
+func (lb *LoadBalancer) ModifyTargetGroup(in ModifyTargetGroupInput) (AcceptedOutput, error) {
+	g, err := lb.group(in.TargetGroupName)
+	if err != nil {
+		return AcceptedOutput{}, err
+	}
+	g.mu.Lock()
+	hc := g.settings.hc
+	g.mu.Unlock()
+	if in.HealthCheckEnabled != nil {
+		on := *in.HealthCheckEnabled
+		hc.Enabled = &on
+	}
+	if in.HealthCheckPath != "" {
+		hc.Path = in.HealthCheckPath
+	}
+	if in.HealthCheckPort != "" {
+		hc.Port = in.HealthCheckPort
+	}
+	if in.HealthCheckIntervalSeconds != 0 {
+		hc.Interval = Duration(time.Duration(in.HealthCheckIntervalSeconds) * time.Second)
+	}
+	if in.HealthCheckTimeoutSeconds != 0 {
+		hc.Timeout = Duration(time.Duration(in.HealthCheckTimeoutSeconds) * time.Second)
+	}
+	if in.HealthyThresholdCount != 0 {
+		hc.HealthyThreshold = in.HealthyThresholdCount
+	}
+	if in.UnhealthyThresholdCount != 0 {
+		hc.UnhealthyThreshold = in.UnhealthyThresholdCount
+	}
+	if in.Matcher != nil {
+		hc.SuccessCodes = in.Matcher.HTTPCode
+	}
+	if err := hc.validate("HealthCheck"); err != nil {
+		return AcceptedOutput{}, validation("%v", err)
+	}
+	m, _ := ParseMatcher(hc.SuccessCodes)
+	return lb.schedule("ModifyTargetGroup", func() {
+		g.mu.Lock()
+		defer g.mu.Unlock()
+		g.settings.hc, g.settings.matcher = hc, m
+		for _, t := range g.targets {
+			if t.dpRegistered && !t.deregistered {
+				g.startHealthLocked(t)
+			}
+		}
+		lb.logf("target group %s: health check %s every %v", g.name, hc.Path, time.Duration(hc.Interval))
+	}), nil
+}
+
+// Target group attribute keys.
+const (
+	AttrDeregistrationDelay = "deregistration_delay.timeout_seconds"
+	AttrSlowStart           = "slow_start.duration_seconds"
+	AttrAlgorithm           = "load_balancing.algorithm.type"
+)
+
+// ModifyTargetGroupAttributes sets target group attributes after the
+// control-plane latency; it answers with every attribute as it will be.
+func (lb *LoadBalancer) ModifyTargetGroupAttributes(in ModifyTargetGroupAttributesInput) (ModifyTargetGroupAttributesOutput, error) {
+	g, err := lb.group(in.TargetGroupName)
+	if err != nil {
+		return ModifyTargetGroupAttributesOutput{}, err
+	}
+	if len(in.Attributes) == 0 {
+		return ModifyTargetGroupAttributesOutput{}, validation("Attributes: at least one attribute is required")
+	}
+	g.mu.Lock()
+	s := g.settings
+	g.mu.Unlock()
+	for i, a := range in.Attributes {
+		switch a.Key {
+		case AttrDeregistrationDelay:
+			n, err := strconv.Atoi(a.Value)
+			if err != nil || n < 0 || n > 3600 {
+				return ModifyTargetGroupAttributesOutput{}, validation("Attributes[%d]: %s=%q: want 0-3600 seconds", i, a.Key, a.Value)
+			}
+			s.deregDelay = time.Duration(n) * time.Second
+		case AttrSlowStart:
+			n, err := strconv.Atoi(a.Value)
+			if err != nil || n != 0 && (n < 30 || n > 900) {
+				return ModifyTargetGroupAttributesOutput{}, validation("Attributes[%d]: %s=%q: want 0 or 30-900 seconds", i, a.Key, a.Value)
+			}
+			s.slowStart = time.Duration(n) * time.Second
+		case AttrAlgorithm:
+			if a.Value != RoundRobin && a.Value != LeastOutstandingRequests {
+				return ModifyTargetGroupAttributesOutput{}, validation("Attributes[%d]: %s=%q: want %s or %s", i, a.Key, a.Value, RoundRobin, LeastOutstandingRequests)
+			}
+			s.algorithm = a.Value
+		default:
+			return ModifyTargetGroupAttributesOutput{}, validation("Attributes[%d]: unknown key %q; want %s, %s or %s", i, a.Key, AttrDeregistrationDelay, AttrSlowStart, AttrAlgorithm)
+		}
+	}
+	acc := lb.schedule("ModifyTargetGroupAttributes", func() {
+		g.mu.Lock()
+		g.settings.deregDelay, g.settings.slowStart, g.settings.algorithm = s.deregDelay, s.slowStart, s.algorithm
+		g.mu.Unlock()
+		lb.logf("target group %s: attributes %v", g.name, attributesOf(s))
+	})
+	return ModifyTargetGroupAttributesOutput{EffectiveAt: acc.EffectiveAt, Attributes: attributesOf(s)}, nil
+}
+
+// ModifyTargetGroupAttributesOutput answers ModifyTargetGroupAttributes.
+type ModifyTargetGroupAttributesOutput struct {
+	EffectiveAt string      `json:"EffectiveAt"`
+	Attributes  []Attribute `json:"Attributes"`
+}
+
+func attributesOf(s tgSettings) []Attribute {
+	return []Attribute{
+		{Key: AttrDeregistrationDelay, Value: strconv.Itoa(int(s.deregDelay / time.Second))},
+		{Key: AttrSlowStart, Value: strconv.Itoa(int(s.slowStart / time.Second))},
+		{Key: AttrAlgorithm, Value: s.algorithm},
+	}
+}
+
+// SetTargetFault injects or clears a network fault for an address at once.
+func (lb *LoadBalancer) SetTargetFault(in SetTargetFaultInput) error {
+	f, err := ParseFault(in.Fault)
+	if err != nil {
+		return validation("Fault: %v", err)
+	}
+	if err := lb.dialer.SetFault(in.Address, f); err != nil {
+		return validation("Address: %v", err)
+	}
+	lb.logf("fault %s: %s", in.Address, f)
+	return nil
+}
+
+// DescribeLoadBalancer describes the listener, rules, target groups,
+// attributes and targets.
+func (lb *LoadBalancer) DescribeLoadBalancer() DescribeLoadBalancerOutput {
+	out := DescribeLoadBalancerOutput{
+		LoadBalancerName: lb.cfg.Name, LoadBalancerID: lb.elbID, ListenerAddress: lb.Addr(),
+		IdleTimeoutSeconds: time.Duration(lb.cfg.IdleTimeout).Seconds(), TimeScale: lb.cfg.TimeScale,
+		Rules: []RuleDescription{}, TargetGroups: []TargetGroupDescription{},
+	}
+	for _, r := range *lb.rules.Load() {
+		rd := RuleDescription{Priority: r.priority, Hosts: r.hosts, PathPrefixes: r.prefixes}
+		for _, w := range r.weightsOf() {
+			rd.TargetGroups = append(rd.TargetGroups, TargetGroupTuple{TargetGroupName: w.TargetGroup, Weight: w.Weight})
+		}
+		out.Rules = append(out.Rules, rd)
+	}
+	for _, g := range lb.groupList() {
+		g.mu.Lock()
+		s := g.settings
+		g.mu.Unlock()
+		td := TargetGroupDescription{
+			TargetGroupName: g.name, TargetGroupArn: g.arn, HealthCheckEnabled: *s.hc.Enabled,
+			HealthCheckPath: s.hc.Path, HealthCheckPort: s.hc.Port,
+			HealthCheckIntervalSeconds: time.Duration(s.hc.Interval).Seconds(),
+			HealthCheckTimeoutSeconds:  time.Duration(s.hc.Timeout).Seconds(),
+			HealthyThresholdCount:      s.hc.HealthyThreshold, UnhealthyThresholdCount: s.hc.UnhealthyThreshold,
+			Matcher: HTTPCodeMatcher{HTTPCode: s.hc.SuccessCodes}, Attributes: attributesOf(s),
+			Targets: g.describe(nil),
+		}
+		if td.Targets == nil {
+			td.Targets = []TargetHealthDescription{}
+		}
+		out.TargetGroups = append(out.TargetGroups, td)
+	}
+	if f := lb.dialer.Faults(); len(f) > 0 {
+		out.Faults = map[string]string{}
+		for k, v := range f {
+			out.Faults[k] = v.String()
+		}
+	}
+	return out
+}

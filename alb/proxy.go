@@ -1,0 +1,438 @@
+package alb
+
+import (
+	"bufio"
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"zerodrop.dev/zerodrop/accesslog"
+)
+
+func discardLogger() *log.Logger { return log.New(io.Discard, "", 0) }
+
+// hopByHop lists headers that apply to one connection only and are not
+// forwarded (canonical form).
+var hopByHop = map[string]bool{
+	"Connection": true, "Keep-Alive": true, "Proxy-Connection": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true, "Upgrade": true,
+}
+
+// Headers the load balancer sets itself on forwarded requests.
+var ownRequestHeaders = map[string]bool{
+	"X-Forwarded-For": true, "X-Forwarded-Proto": true, "X-Forwarded-Port": true,
+	"X-Amzn-Trace-Id": true, "Expect": true, "Host": true, "Content-Length": true,
+}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+// abort causes, in the order they are recorded.
+const (
+	causeNone int32 = iota
+	causeClient
+	causeCut
+)
+
+// ServeHTTP is the data plane: it matches the listener rules and forwards
+// the request to a target, or answers itself as the ALB would.
+func (lb *LoadBalancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
+	host := r.Host
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	e := &accesslog.Entry{
+		Type: "http", ELB: lb.elbID, Client: r.RemoteAddr,
+		RequestProcessingTime: -1, TargetProcessingTime: -1, ResponseProcessingTime: -1,
+		Request:             r.Method + " http://" + host + ":" + lb.listenPort + uri + " " + r.Proto,
+		UserAgent:           r.UserAgent(),
+		RequestCreationTime: received.UTC().Truncate(time.Microsecond),
+		ReceivedBytes:       requestHeaderSize(r),
+	}
+	trace := r.Header.Get("X-Amzn-Trace-Id")
+	if !strings.Contains(trace, "Root=") {
+		trace = newTraceID(received)
+	}
+	e.TraceID = trace
+
+	var matched *rule
+	for _, ru := range *lb.rules.Load() {
+		if ru.matches(r.Host, r.URL.Path) {
+			matched = ru
+			break
+		}
+	}
+	noGroup := lb.metrics.forGroup("")
+	if matched == nil {
+		e.ActionsExecuted = "fixed-response"
+		e.ELBStatusCode = http.StatusNotFound
+		e.SentBytes = lb.writeFixed(w, http.StatusNotFound, "text/plain; charset=utf-8", "404 Not Found\n")
+		lb.finish(e, noGroup)
+		return
+	}
+	e.MatchedRulePriority = matched.priority
+	e.ActionsExecuted = "forward"
+	g := matched.pickGroup()
+	if g == nil {
+		e.ELBStatusCode = http.StatusServiceUnavailable
+		e.ErrorReason = accesslog.ReasonNoRegisteredTargets
+		e.SentBytes = lb.writeELBError(w, http.StatusServiceUnavailable)
+		lb.finish(e, noGroup)
+		return
+	}
+	e.TargetGroupARN = g.arn
+	t := g.pick(received)
+	if t == nil {
+		e.ELBStatusCode = http.StatusServiceUnavailable
+		e.ErrorReason = accesslog.ReasonNoRegisteredTargets
+		e.SentBytes = lb.writeELBError(w, http.StatusServiceUnavailable)
+		lb.finish(e, g.m)
+		return
+	}
+	e.Target = t.addr
+	e.TargetPortList = t.addr
+	t.inflight.Add(1)
+	lb.forward(w, r, g, t, e, received, trace)
+}
+
+// forward sends r to t over a pooled or new connection and relays the
+// response. It classifies every target-side failure like the ALB does.
+func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targetGroup, t *target, e *accesslog.Entry, received time.Time, trace string) {
+	defer t.inflight.Add(-1)
+	ctx := r.Context()
+	fail := func(code int, reason string) {
+		e.RequestProcessingTime, e.TargetProcessingTime, e.ResponseProcessingTime = -1, -1, -1
+		e.ELBStatusCode, e.ErrorReason = code, reason
+		if code != 460 {
+			e.SentBytes = lb.writeELBError(w, code)
+		}
+		lb.finish(e, g.m)
+	}
+	tc := t.pool.get(received)
+	if tc == nil {
+		dctx, cancel := context.WithTimeout(ctx, lb.connectTimeout)
+		stop := context.AfterFunc(t.cutCtx, cancel)
+		var err error
+		tc, err = t.pool.dial(dctx)
+		stop()
+		cancel()
+		if err != nil {
+			switch {
+			case ctx.Err() != nil:
+				fail(460, accesslog.ReasonClientClosed)
+			case t.cutCtx.Err() != nil:
+				fail(http.StatusBadGateway, accesslog.ReasonDeregistrationCut)
+			case isTimeout(err) || errors.Is(dctx.Err(), context.DeadlineExceeded):
+				g.m.connErrors.Inc()
+				fail(http.StatusGatewayTimeout, accesslog.ReasonTargetConnectTimeout)
+			case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.EHOSTUNREACH), errors.Is(err, syscall.ENETUNREACH):
+				g.m.connErrors.Inc()
+				fail(http.StatusBadGateway, accesslog.ReasonTargetConnectionRefused)
+			default:
+				g.m.connErrors.Inc()
+				fail(http.StatusBadGateway, accesslog.ReasonTargetConnectionError)
+			}
+			return
+		}
+	}
+
+	var cause atomic.Int32
+	stopClient := context.AfterFunc(ctx, func() { cause.CompareAndSwap(causeNone, causeClient); tc.abort() })
+	stopCut := context.AfterFunc(t.cutCtx, func() { cause.CompareAndSwap(causeNone, causeCut); tc.abort() })
+	release := func(reuse bool) {
+		c1, c2 := stopClient(), stopCut()
+		if reuse && c1 && c2 {
+			t.pool.put(tc, time.Now())
+		} else {
+			t.pool.discard(tc)
+		}
+	}
+	classify := func(err error) (int, string) {
+		switch cause.Load() {
+		case causeClient:
+			return 460, accesslog.ReasonClientClosed
+		case causeCut:
+			return http.StatusBadGateway, accesslog.ReasonDeregistrationCut
+		}
+		return classifyTargetError(err)
+	}
+
+	dispatch := time.Now()
+	body := &countingReader{r: r.Body}
+	if err := writeRequest(tc.bw, r, body, lb.listenPort, trace); err != nil {
+		release(false)
+		if body.err != nil && !errors.Is(body.err, io.EOF) {
+			fail(460, accesslog.ReasonClientClosed)
+			return
+		}
+		fail(classify(err))
+		return
+	}
+	e.ReceivedBytes += body.n
+
+	tc.countHeaders(true)
+	resp, err := http.ReadResponse(tc.br, r)
+	for err == nil && resp.StatusCode >= 100 && resp.StatusCode < 200 && resp.StatusCode != http.StatusSwitchingProtocols {
+		resp, err = http.ReadResponse(tc.br, r)
+	}
+	tc.countHeaders(false)
+	if err != nil {
+		release(false)
+		fail(classify(err))
+		return
+	}
+	respStart := time.Now()
+	e.RequestProcessingTime = accesslog.Seconds(dispatch.Sub(received))
+	e.TargetProcessingTime = accesslog.Seconds(respStart.Sub(dispatch))
+	e.TargetStatusCode = resp.StatusCode
+	e.TargetStatusCodeList = strconv.Itoa(resp.StatusCode)
+	g.m.responseTime.Observe(respStart.Sub(dispatch).Seconds())
+
+	h := w.Header()
+	for k, vv := range resp.Header {
+		if !hopByHop[k] {
+			h[k] = vv
+		}
+	}
+	for _, c := range resp.Header.Values("Connection") {
+		for name := range strings.SplitSeq(c, ",") {
+			h.Del(strings.TrimSpace(name))
+		}
+	}
+	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified && r.Method != http.MethodHead {
+		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
+	}
+	w.WriteHeader(resp.StatusCode)
+	src := &countingReader{r: resp.Body}
+	bufp := copyBufs.Get().(*[]byte)
+	n, copyErr := io.CopyBuffer(w, src, *bufp)
+	copyBufs.Put(bufp)
+	resp.Body.Close()
+	e.SentBytes = responseHeaderSize(resp) + n
+	e.ResponseProcessingTime = accesslog.Seconds(time.Since(respStart))
+	e.ELBStatusCode = resp.StatusCode
+	switch {
+	case src.err != nil && !errors.Is(src.err, io.EOF):
+		// The target failed mid-body: the client already has the status,
+		// so the only thing left is to cut its connection.
+		release(false)
+		_, e.ErrorReason = classify(src.err)
+		lb.finish(e, g.m)
+		panic(http.ErrAbortHandler)
+	case copyErr != nil:
+		release(false)
+		e.ErrorReason = accesslog.ReasonClientClosed
+		lb.finish(e, g.m)
+		return
+	}
+	release(!resp.Close)
+	lb.finish(e, g.m)
+}
+
+// classifyTargetError maps an I/O or parse error on a target connection to
+// the ALB's status and the access log's error_reason.
+func classifyTargetError(err error) (int, string) {
+	switch {
+	case errors.Is(err, errHeaderTooLarge):
+		return http.StatusBadGateway, accesslog.ReasonTargetMalformedResponse
+	case isTimeout(err):
+		return http.StatusGatewayTimeout, accesslog.ReasonTargetResponseTimeout
+	case errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE), errors.Is(err, syscall.ECONNABORTED):
+		return http.StatusBadGateway, accesslog.ReasonTargetConnectionReset
+	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):
+		return http.StatusBadGateway, accesslog.ReasonTargetClosedConnection
+	}
+	var ne net.Error
+	if errors.As(err, &ne) {
+		return http.StatusBadGateway, accesslog.ReasonTargetConnectionReset
+	}
+	return http.StatusBadGateway, accesslog.ReasonTargetMalformedResponse
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, os.ErrDeadlineExceeded) || errors.As(err, &ne) && ne.Timeout()
+}
+
+// writeRequest writes r to a target as HTTP/1.1 with the ALB's forwarding
+// headers, streaming body.
+func writeRequest(bw *bufio.Writer, r *http.Request, body *countingReader, port, trace string) error {
+	uri := r.RequestURI
+	if uri == "" {
+		uri = r.URL.RequestURI()
+	}
+	bw.WriteString(r.Method)
+	bw.WriteByte(' ')
+	bw.WriteString(uri)
+	bw.WriteString(" HTTP/1.1\r\nHost: ")
+	bw.WriteString(r.Host)
+	bw.WriteString("\r\n")
+	var connHeaders []string
+	for _, c := range r.Header.Values("Connection") {
+		for name := range strings.SplitSeq(c, ",") {
+			connHeaders = append(connHeaders, http.CanonicalHeaderKey(strings.TrimSpace(name)))
+		}
+	}
+	for k, vv := range r.Header {
+		if hopByHop[k] || ownRequestHeaders[k] {
+			continue
+		}
+		skip := false
+		for _, c := range connHeaders {
+			if c == k {
+				skip = true
+			}
+		}
+		if skip {
+			continue
+		}
+		for _, v := range vv {
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+	clientIP, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		clientIP = r.RemoteAddr
+	}
+	xff := clientIP
+	if prior := r.Header.Values("X-Forwarded-For"); len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + clientIP
+	}
+	bw.WriteString("X-Forwarded-For: ")
+	bw.WriteString(xff)
+	bw.WriteString("\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: ")
+	bw.WriteString(port)
+	bw.WriteString("\r\nX-Amzn-Trace-Id: ")
+	bw.WriteString(trace)
+	bw.WriteString("\r\n")
+	switch {
+	case r.ContentLength > 0:
+		bw.WriteString("Content-Length: ")
+		bw.WriteString(strconv.FormatInt(r.ContentLength, 10))
+		bw.WriteString("\r\n\r\n")
+		if _, err := io.CopyN(bw, body, r.ContentLength); err != nil {
+			return fmt.Errorf("sending request body: %w", err)
+		}
+	case r.ContentLength < 0:
+		bw.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+		cw := httputil.NewChunkedWriter(bw)
+		if _, err := io.Copy(cw, body); err != nil {
+			return fmt.Errorf("sending request body: %w", err)
+		}
+		if err := cw.Close(); err != nil {
+			return fmt.Errorf("sending request body: %w", err)
+		}
+		bw.WriteString("\r\n")
+	default:
+		if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
+			bw.WriteString("Content-Length: 0\r\n")
+		}
+		bw.WriteString("\r\n")
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("sending request: %w", err)
+	}
+	return nil
+}
+
+// countingReader counts bytes and keeps the first error.
+type countingReader struct {
+	r   io.Reader
+	n   int64
+	err error
+}
+
+func (c *countingReader) Read(b []byte) (int, error) {
+	n, err := c.r.Read(b)
+	c.n += int64(n)
+	if err != nil && c.err == nil {
+		c.err = err
+	}
+	return n, err
+}
+
+// finish completes the access-log entry and the metrics of one request.
+func (lb *LoadBalancer) finish(e *accesslog.Entry, m *tgMetrics) {
+	e.Time = time.Now().UTC().Truncate(time.Microsecond)
+	target := e.TargetStatusCode
+	m.count(e.ELBStatusCode, target)
+	if lb.onRequest != nil {
+		lb.onRequest(e)
+	}
+	if lb.accessLog != nil {
+		if err := lb.accessLog.Write(e); err != nil {
+			lb.logf("access log: %v", err)
+		}
+	}
+}
+
+// writeELBError writes an error page the way the ALB does (Server: awselb/2.0).
+func (lb *LoadBalancer) writeELBError(w http.ResponseWriter, code int) int64 {
+	text := fmt.Sprintf("%d %s", code, http.StatusText(code))
+	body := "<html>\r\n<head><title>" + text + "</title></head>\r\n<body>\r\n<center><h1>" + text + "</h1></center>\r\n</body>\r\n</html>\r\n"
+	return lb.writeFixed(w, code, "text/html", body)
+}
+
+func (lb *LoadBalancer) writeFixed(w http.ResponseWriter, code int, ctype, body string) int64 {
+	h := w.Header()
+	clear(h)
+	h.Set("Server", "awselb/2.0")
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Length", strconv.Itoa(len(body)))
+	w.WriteHeader(code)
+	io.WriteString(w, body)
+	return int64(len(body)) + 120
+}
+
+func newTraceID(now time.Time) string {
+	var b [12]byte
+	x, y := rand.Uint64(), rand.Uint32()
+	for i := range 8 {
+		b[i] = byte(x >> (8 * i))
+	}
+	for i := range 4 {
+		b[8+i] = byte(y >> (8 * i))
+	}
+	return fmt.Sprintf("Root=1-%08x-%s", uint32(now.Unix()), hex.EncodeToString(b[:]))
+}
+
+func requestHeaderSize(r *http.Request) int64 {
+	n := len(r.Method) + len(r.RequestURI) + len(r.Proto) + 4 + len("Host: \r\n") + len(r.Host) + 2
+	for k, vv := range r.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
+}
+
+func responseHeaderSize(resp *http.Response) int64 {
+	n := len("HTTP/1.1 200 OK\r\n") + 2
+	for k, vv := range resp.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return int64(n)
+}
