@@ -148,7 +148,7 @@ func Run(m *manifest.Model, cfg Config) *Report {
 		diagObjects[w.Ref()] = &w.Meta
 	}
 	for _, d := range m.Diagnostics {
-		f := newFinding(IDManifest, d.Object, d.Message, Evidence{Pos: d.Pos, Note: "cannot be interpreted"})
+		f := newFinding(IDManifest, d.Object, d.Message, Evidence{Pos: d.Pos, Note: "rejected or not interpretable"})
 		f.Fix = "Correct the value: " + d.Message
 		if obj := findMeta(m, d.Object); obj != nil {
 			f.objects = append(f.objects, obj)

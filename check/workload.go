@@ -30,6 +30,7 @@ type wctx struct {
 	appDelay     time.Duration // app delay after SIGTERM still to serve
 	appDelayEv   *Evidence
 	immediate    bool
+	hookFails    bool // exec preStop that cannot run in the image
 
 	sigterm, stopAccepting, lbStop, kill time.Duration
 	lbStopWhy                            string
@@ -162,6 +163,8 @@ func (x *wctx) resolve() {
 			} else {
 				x.preStopKnown = false
 			}
+		case (ps.NeedsShell || ps.NeedsSleep) && imageWithoutShell(c.Image.Value):
+			x.hookFails = true // the exec fails at once: no delay at all
 		case ps.Known:
 			x.preStop = ps.Duration.Value
 		default:
@@ -215,6 +218,8 @@ func (x *wctx) termination() *Timeline {
 	switch {
 	case c.PreStop == nil:
 		add(0, "pod deleted: endpoint marked terminating; no preStop hook, SIGTERM at once")
+	case x.hookFails:
+		add(0, fmt.Sprintf("pod deleted: endpoint marked terminating; preStop %s fails at once (no shell/sleep in the image), SIGTERM", c.PreStop.Kind))
 	case !x.preStopKnown:
 		add(0, fmt.Sprintf("pod deleted: endpoint marked terminating; preStop %s starts (duration unknown, counted as 0)", c.PreStop.Kind))
 	default:
