@@ -253,7 +253,9 @@ func lastEntry(t *testing.T, tl *testLB) accesslog.Entry {
 	}
 }
 
-func fmtEntry(e accesslog.Entry) string { return strings.TrimSpace(string(accesslog.AppendLine(nil, &e))) }
+func fmtEntry(e accesslog.Entry) string {
+	return strings.TrimSpace(string(accesslog.AppendLine(nil, &e)))
+}
 
 var _ = fmt.Sprintf
 
