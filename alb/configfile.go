@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"sigs.k8s.io/yaml"
@@ -43,7 +44,11 @@ var (
 	reUnknownField = regexp.MustCompile(`unknown field "([^"]+)"`)
 	reGoField      = regexp.MustCompile(`Go struct field [A-Za-z]+\.([A-Za-z0-9_.]+) of type`)
 	reYAMLLine     = regexp.MustCompile(`line (\d+)`)
+	reBadDuration  = regexp.MustCompile(`(?s)(?:duration must be a string.*, got|invalid duration) "?(.*?)"?(?::|$)`)
 )
+
+// durationKeys are the config keys that hold durations.
+var durationKeys = []string{"idleTimeout", "connectTimeout", "interval", "timeout", "deregistrationDelay", "slowStart", "default"}
 
 // ParseConfig parses a YAML configuration strictly: unknown fields, wrong
 // types and out-of-range values are errors that name file, line and field.
@@ -60,6 +65,10 @@ func ParseConfig(data []byte, file string) (Config, error) {
 		} else if m := reGoField.FindStringSubmatch(msg); m != nil {
 			ce.Field = m[1]
 			ce.Line = findKeyLine(data, strings.Split(m[1], "."))
+		} else if m := reBadDuration.FindStringSubmatch(msg); m != nil {
+			// The JSON decoder does not say which field a custom type came
+			// from; find the duration key holding that value.
+			ce.Field, ce.Line = findValueLine(data, durationKeys, strings.TrimSpace(m[1]))
 		} else if m := reYAMLLine.FindStringSubmatch(msg); m != nil {
 			fmt.Sscan(m[1], &ce.Line)
 		}
@@ -125,4 +134,24 @@ func findKeyLine(data []byte, keys []string) int {
 		start, found = hit, hit+1
 	}
 	return found
+}
+
+// findValueLine finds the first line "key: value" with key among keys (or
+// any key when the value sits under perOperation) and returns key and line.
+func findValueLine(data []byte, keys []string, value string) (string, int) {
+	re := regexp.MustCompile(`^\s*(?:-\s+)?"?([A-Za-z]+)"?\s*:\s*["']?` + regexp.QuoteMeta(value) + `["']?\s*(?:#.*)?$`)
+	inPerOp := false
+	for i, line := range strings.Split(string(data), "\n") {
+		if strings.Contains(line, "perOperation") {
+			inPerOp = true
+		}
+		m := re.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		if inPerOp || slices.Contains(keys, m[1]) {
+			return m[1], i + 1
+		}
+	}
+	return "", 0
 }
