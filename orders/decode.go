@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
 	"net/http"
 	"strings"
 	"unicode"
@@ -265,19 +264,4 @@ func jsonKind(goKind string) string {
 	default:
 		return goKind
 	}
-}
-
-// checkContentType refuses bodies declared as something other than JSON.
-// A missing Content-Type is accepted.
-func checkContentType(r *http.Request) *Error {
-	ct := r.Header.Get("Content-Type")
-	if ct == "" {
-		return nil
-	}
-	mt, _, err := mime.ParseMediaType(ct)
-	if err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json")) {
-		return nil
-	}
-	return &Error{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type",
-		Message: fmt.Sprintf("Content-Type %q is not JSON; send application/json", ct)}
 }

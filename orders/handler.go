@@ -199,10 +199,6 @@ func (h *Handler) storeFailure(r *http.Request, err error) *Error {
 }
 
 func (h *Handler) create(w http.ResponseWriter, r *http.Request) {
-	if e := checkContentType(r); e != nil {
-		writeError(w, e)
-		return
-	}
 	key := r.Header.Get("Idempotency-Key")
 	if len(key) > MaxIdempotencyKey || (key != "" && !printableASCII(key)) {
 		writeError(w, badRequest("invalid_idempotency_key", "Idempotency-Key must be 1..%d printable ASCII characters", MaxIdempotencyKey))
@@ -270,10 +266,6 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 		writeError(w, e)
 		return
 	}
-	if e := checkContentType(r); e != nil {
-		writeError(w, e)
-		return
-	}
 	req, err := DecodeUpdateOrder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
 	if err != nil {
 		writeError(w, asAPIError(err))
@@ -307,10 +299,6 @@ func (h *Handler) update(w http.ResponseWriter, r *http.Request) {
 func (h *Handler) updateDelivery(w http.ResponseWriter, r *http.Request) {
 	id, e := pathID(r)
 	if e != nil {
-		writeError(w, e)
-		return
-	}
-	if e := checkContentType(r); e != nil {
 		writeError(w, e)
 		return
 	}

@@ -138,6 +138,10 @@ func TestAPIIdempotency(t *testing.T) {
 	if r := do(t, srv, "POST", "/logistics/orders", `{"items":[{"sku":"B","quantity":1}]}`, "Idempotency-Key", "abc-1"); r.status != 422 || r.errCode(t) != "idempotency_key_reused" {
 		t.Errorf("key reused with another body: %d %s", r.status, r.body)
 	}
+	// Content-Type is not checked (curl -d sends a form type): the body is.
+	if r := do(t, srv, "POST", "/logistics/orders", body, "Content-Type", "application/x-www-form-urlencoded"); r.status != 201 {
+		t.Errorf("JSON body with a form Content-Type: %d %s", r.status, r.body)
+	}
 	// Without a key every POST is a new order.
 	a := do(t, srv, "POST", "/logistics/orders", body).order(t)
 	b := do(t, srv, "POST", "/logistics/orders", body).order(t)
@@ -178,7 +182,7 @@ func TestAPIBadInput(t *testing.T) {
 		{"unknown customer", "POST", "/logistics/orders", `{"items":[{"sku":"A","quantity":1}],"customer_id":101}`, nil, 422, "unknown_customer"},
 		{"unknown merchant", "POST", "/logistics/orders", `{"items":[{"sku":"A","quantity":1}],"merchant_id":-1}`, nil, 422, "unknown_merchant"},
 		{"body too large", "POST", "/logistics/orders", huge, nil, 413, "body_too_large"},
-		{"not json", "POST", "/logistics/orders", `{"items":[{"sku":"A","quantity":1}]}`, []string{"Content-Type", "text/plain"}, 415, "unsupported_media_type"},
+		{"form body", "POST", "/logistics/orders", `items=A`, []string{"Content-Type", "application/x-www-form-urlencoded"}, 400, "malformed_json"},
 		{"bad idempotency key", "POST", "/logistics/orders", `{"items":[{"sku":"A","quantity":1}]}`, []string{"Idempotency-Key", strings.Repeat("k", 256)}, 400, "invalid_idempotency_key"},
 		{"bad id", "GET", "/logistics/orders/abc", "", nil, 400, "invalid_id"},
 		{"zero id", "GET", "/logistics/orders/0", "", nil, 400, "invalid_id"},
