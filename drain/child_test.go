@@ -19,6 +19,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
 	"zerodrop.dev/zerodrop/drain"
 )
 
@@ -85,6 +88,9 @@ func runChild(mode string) int {
 		s := drain.New(&http.Server{Handler: mux},
 			drain.WithHealthPath("/healthz"), drain.WithPreStopPath("/prestop"),
 			drain.WithReadyOnListen(), drain.WithLogger(log), drain.WithHookTimeout(time.Second))
+		reg := prometheus.NewRegistry()
+		reg.MustRegister(s.Collector())
+		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		fmt.Printf("LISTEN %s\n", ln.Addr())
 		err := s.Serve(context.Background(), ln)
 		b, _ := json.Marshal(s.Report())
@@ -202,6 +208,18 @@ func startChild(t *testing.T, mode string, env ...string) *child {
 		t.Fatalf("child %s exited before listening: %s", mode, c.stderr.String())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("child %s did not listen within 20s", mode)
+	}
+	if mode == modeDrain {
+		// Ready is set after the signal handler is installed, so a signal
+		// sent from now on is handled, not fatal.
+		waitFor(t, 10*time.Second, "child ready", func() bool {
+			resp, err := http.Get("http://" + c.addr + "/healthz")
+			if err != nil {
+				return false
+			}
+			resp.Body.Close()
+			return resp.StatusCode == http.StatusOK
+		})
 	}
 	return c
 }

@@ -315,6 +315,7 @@ func (s *Server) run(ctx context.Context, ln, adminLn net.Listener) error {
 	}
 	cancelShutdown()
 	<-shDone
+	s.tr.waitClosed(100 * time.Millisecond)
 	if !serveGot {
 		serveFailed("serving", <-serveErr)
 	}

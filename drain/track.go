@@ -16,8 +16,11 @@ type tracker struct {
 	active   int // connections in StateActive
 	inFlight int // handlers running
 	changed  chan struct{}
-	// draining makes closes count as retired connections.
+	// draining makes closes count as retired connections, except for the
+	// connections in forced, which were active when the server closed
+	// them by force.
 	draining bool
+	forced   map[net.Conn]bool
 
 	retired, served int64
 }
@@ -56,9 +59,10 @@ func (t *tracker) connState(c net.Conn, st http.ConnState) {
 			return
 		}
 		delete(t.conns, c)
-		if st == http.StateClosed && t.draining {
+		if st == http.StateClosed && t.draining && !t.forced[c] {
 			t.retired++
 		}
+		delete(t.forced, c)
 	}
 	t.notifyLocked()
 }
@@ -120,11 +124,38 @@ func (t *tracker) busy(now time.Time, newGrace time.Duration) (bool, time.Durati
 	return wait > 0, wait, t.changed
 }
 
-// forceClosed tells how many requests and connections a forced close cuts,
-// and stops counting closes as retired.
+// forceClosing tells how many requests and connections a forced close
+// cuts, and marks the active connections so that their close does not count
+// as retired.
 func (t *tracker) forceClosing() (requests, conns int) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.draining = false
+	t.forced = make(map[net.Conn]bool)
+	for c, ci := range t.conns {
+		if ci.state == http.StateActive {
+			t.forced[c] = true
+		}
+	}
 	return t.inFlight, t.active
+}
+
+// waitClosed waits up to d for every tracked connection to report
+// StateClosed (net/http reports it from the connection's goroutine, after
+// Server.Close returned).
+func (t *tracker) waitClosed(d time.Duration) {
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		t.mu.Lock()
+		n, changed := len(t.conns), t.changed
+		t.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		select {
+		case <-changed:
+		case <-timer.C:
+			return
+		}
+	}
 }
