@@ -91,11 +91,9 @@ func (ix *lineIndex) walk(path string, n *yaml.Node) {
 			ix.lines[p] = c.Line
 			ix.walk(p, c)
 		}
-	case yaml.AliasNode:
-		if n.Alias != nil && len(path) < 4096 {
-			ix.walk(path, n.Alias)
-		}
 	}
+	// Aliases are not followed: their fields live at the anchor's lines,
+	// and a self-referencing alias would never end.
 }
 
 // pos returns the position of path, or of its nearest existing ancestor
