@@ -27,12 +27,18 @@ type running struct {
 // Signals are off unless opts turn them on.
 func startServer(t *testing.T, h http.Handler, opts ...drain.Option) *running {
 	t.Helper()
+	return startHTTPServer(t, &http.Server{Handler: h}, opts...)
+}
+
+// startHTTPServer is startServer for a prepared http.Server.
+func startHTTPServer(t *testing.T, hs *http.Server, opts ...drain.Option) *running {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := append([]drain.Option{noEnv, drain.WithSignals(), drain.WithHookTimeout(time.Second), drain.WithDelay(0), drain.WithTimeout(2 * time.Second)}, opts...)
-	s := drain.New(&http.Server{Handler: h}, all...)
+	s := drain.New(hs, all...)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{s: s, addr: ln.Addr().String(), cancel: cancel, errc: make(chan error, 1)}
 	go func() { r.errc <- s.Serve(ctx, ln) }()
