@@ -116,7 +116,7 @@ type HealthCheckConfig struct {
 	Port string `json:"port,omitempty"`
 	// Interval is 5s–300s.
 	Interval Duration `json:"interval,omitempty"`
-	// Timeout is 2s–120s and less than Interval.
+	// Timeout is 2s–120s and at most Interval.
 	Timeout Duration `json:"timeout,omitempty"`
 	// HealthyThreshold is 2–10.
 	HealthyThreshold int `json:"healthyThreshold,omitempty"`
@@ -367,8 +367,8 @@ func (hc HealthCheckConfig) validate(f string) error {
 	if err := checkRange(f+".timeout", time.Duration(hc.Timeout), 2*time.Second, 120*time.Second); err != nil {
 		return err
 	}
-	if hc.Timeout >= hc.Interval {
-		return fieldErr(f+".timeout", "%v must be less than the interval %v", time.Duration(hc.Timeout), time.Duration(hc.Interval))
+	if hc.Timeout > hc.Interval {
+		return fieldErr(f+".timeout", "%v must not exceed the interval %v", time.Duration(hc.Timeout), time.Duration(hc.Interval))
 	}
 	if hc.HealthyThreshold < 2 || hc.HealthyThreshold > 10 {
 		return fieldErr(f+".healthyThreshold", "%d out of range 2–10", hc.HealthyThreshold)
