@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"strings"
 
 	"github.com/spf13/cobra"
 )
@@ -22,6 +23,8 @@ load-balancer controller, ALB) and proves it with real processes and sockets.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// A flag the command does not know or cannot parse is a usage error.
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExitCode(2, err) })
 	for _, newCmd := range subcommands {
 		root.AddCommand(newCmd())
 	}
@@ -47,10 +50,16 @@ func (e *exitError) Unwrap() error { return e.err }
 // withExitCode wraps err so that the process exits with code.
 func withExitCode(code int, err error) error { return &exitError{code: code, err: err} }
 
+// exitCodeOf returns the exit code err asks for. Cobra's own argument
+// errors (unknown command, wrong number of arguments) are usage errors: 2.
 func exitCodeOf(err error) (int, bool) {
 	var ee *exitError
 	if errors.As(err, &ee) {
 		return ee.code, true
+	}
+	msg := err.Error()
+	if strings.HasPrefix(msg, "unknown command") || strings.Contains(msg, "arg(s), received") {
+		return 2, true
 	}
 	return 0, false
 }
