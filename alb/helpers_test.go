@@ -28,7 +28,7 @@ type backend struct {
 
 // startBackend serves h on 127.0.0.1:0 with the given keep-alive idle
 // timeout (0 = net/http's default, which is "no idle timeout").
-func startBackend(t *testing.T, h http.Handler, idle time.Duration) *backend {
+func startBackend(t testing.TB, h http.Handler, idle time.Duration) *backend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -222,9 +222,7 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	}
 	w.WriteHeader(resp.StatusCode)
 	src := &countingReader{r: resp.Body}
-	bufp := copyBufs.Get().(*[]byte)
-	n, copyErr := io.CopyBuffer(w, src, *bufp)
-	copyBufs.Put(bufp)
+	n, copyErr := relayBody(w, src, resp.ContentLength, tc.br)
 	resp.Body.Close()
 	e.SentBytes = responseHeaderSize(resp) + n
 	e.ResponseProcessingTime = accesslog.Seconds(time.Since(respStart))
@@ -245,6 +243,35 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	}
 	release(!resp.Close)
 	lb.finish(e, g.m)
+}
+
+// relayBody copies a response body to the client. It flushes to the client
+// whenever it has relayed everything the target sent so far and more is to
+// come, so streamed responses stream, while a response that arrived whole
+// goes out in one write. A write error is the client's; a read error is
+// left in src.err.
+func relayBody(w http.ResponseWriter, src *countingReader, length int64, br *bufio.Reader) (int64, error) {
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	buf := *bufp
+	flusher, _ := w.(http.Flusher)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			if _, werr := w.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			n += int64(k)
+			more := length < 0 || n < length
+			if err == nil && more && br.Buffered() == 0 && flusher != nil {
+				flusher.Flush()
+			}
+		}
+		if err != nil {
+			return n, nil
+		}
+	}
 }
 
 // classifyTargetError maps an I/O or parse error on a target connection to

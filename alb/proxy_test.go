@@ -359,3 +359,33 @@ func TestAccessLogLinesParseBack(t *testing.T) {
 		t.Fatalf("status counts %v, want 10×200 and 10×502 (round robin over a live and a dead target)", codes)
 	}
 }
+
+func TestStreamedResponseIsRelayedAsItArrives(t *testing.T) {
+	release := make(chan struct{})
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "first\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-time.After(5 * time.Second):
+		}
+		io.WriteString(w, "second\n")
+	}), time.Minute)
+	tl := startLB(t, oneGroup(HealthCheckConfig{Enabled: boolp(false)}, be.addr))
+	resp, err := tl.client.Get(tl.URL() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	br := bufio.NewReader(resp.Body)
+	line, err := br.ReadString('\n')
+	if err != nil || line != "first\n" {
+		t.Fatalf("first chunk %q, %v", line, err)
+	}
+	// The first chunk arrived while the target still holds the response.
+	close(release)
+	rest, _ := io.ReadAll(br)
+	if string(rest) != "second\n" {
+		t.Fatalf("rest %q", rest)
+	}
+}
