@@ -30,6 +30,9 @@ import (
 // can send it real signals.
 const childEnv = "ZERODROP_DRAIN_TEST_CHILD"
 
+// childNoForceEnv, when set, turns WithForceOnSecondSignal off in the child.
+const childNoForceEnv = "ZERODROP_DRAIN_TEST_NOFORCE"
+
 // Child modes.
 const (
 	modeDrain    = "drain"    // drain.Server, configured from the environment
@@ -87,7 +90,8 @@ func runChild(mode string) int {
 	case modeDrain:
 		s := drain.New(&http.Server{Handler: mux},
 			drain.WithHealthPath("/healthz"), drain.WithPreStopPath("/prestop"),
-			drain.WithReadyOnListen(), drain.WithLogger(log), drain.WithHookTimeout(time.Second))
+			drain.WithReadyOnListen(), drain.WithLogger(log), drain.WithHookTimeout(time.Second),
+			drain.WithForceOnSecondSignal(os.Getenv(childNoForceEnv) == ""))
 		reg := prometheus.NewRegistry()
 		reg.MustRegister(s.Collector())
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))

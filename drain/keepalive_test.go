@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -217,5 +218,31 @@ func TestServeTwice(t *testing.T) {
 		if err := s.Serve(ctx, ln); !errors.Is(err, want) {
 			t.Fatalf("Serve call %d = %v, want %v", i+1, err, want)
 		}
+	}
+}
+
+func TestListenAndServe(t *testing.T) {
+	s := drain.New(&http.Server{Addr: "127.0.0.1:0", Handler: okHandler()}, noEnv, drain.WithSignals(), drain.WithDelay(0))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := s.ListenAndServe(ctx); err != nil {
+		t.Fatalf("ListenAndServe = %v", err)
+	}
+	if err := s.ListenAndServe(ctx); !errors.Is(err, drain.ErrServed) {
+		t.Fatalf("second ListenAndServe = %v, want ErrServed", err)
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	s = drain.New(&http.Server{Addr: ln.Addr().String()}, noEnv, drain.WithSignals())
+	if err := s.ListenAndServe(context.Background()); err == nil || !strings.Contains(err.Error(), ln.Addr().String()) {
+		t.Fatalf("ListenAndServe on a taken address = %v, want an error naming it", err)
+	}
+	s = drain.New(&http.Server{Addr: "127.0.0.1:0"}, envMap(drain.EnvShutdownDelay, "later"), drain.WithSignals())
+	if err := s.ListenAndServe(context.Background()); !errors.Is(err, drain.ErrConfig) {
+		t.Fatalf("ListenAndServe with bad env = %v, want ErrConfig", err)
 	}
 }

@@ -89,16 +89,7 @@ zerodrop_drain_connections_force_closed_total 2
 `), drain.MetricState, drain.MetricServedWhileDraining, drain.MetricRequestsCut, drain.MetricConnsForceClosed); err != nil {
 		t.Fatal(err)
 	}
-	if d := testutil.ToFloat64(prometheus.CollectorFunc(func(ch chan<- prometheus.Metric) {
-		ch2 := make(chan prometheus.Metric, 32)
-		c.Collect(ch2)
-		close(ch2)
-		for m := range ch2 {
-			if strings.Contains(m.Desc().String(), drain.MetricDrainDuration) {
-				ch <- m
-			}
-		}
-	})); d < 0.2 {
+	if d := gauge(t, r.s, drain.MetricDrainDuration); d < 0.2 {
 		t.Fatalf("drain duration %v s, want >= delay+timeout (0.2 s)", d)
 	}
 }
@@ -141,3 +132,23 @@ func TestAdminListener(t *testing.T) {
 		t.Fatal("admin listener open after Serve returned")
 	}
 }
+
+// gauge reads one unlabelled metric from s's collector.
+func gauge(t *testing.T, s *drain.Server, name string) float64 {
+	t.Helper()
+	ch := make(chan prometheus.Metric, 32)
+	s.Collector().Collect(ch)
+	close(ch)
+	for m := range ch {
+		if strings.Contains(m.Desc().String(), `"`+name+`"`) {
+			return testutil.ToFloat64(constCollector{m})
+		}
+	}
+	t.Fatalf("metric %s not collected", name)
+	return 0
+}
+
+type constCollector struct{ m prometheus.Metric }
+
+func (c constCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.m.Desc() }
+func (c constCollector) Collect(ch chan<- prometheus.Metric) { ch <- c.m }

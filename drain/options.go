@@ -43,10 +43,6 @@ const (
 	// DefaultReadHeaderTimeout is set as http.Server.ReadHeaderTimeout
 	// when it is zero, against slow-header clients.
 	DefaultReadHeaderTimeout = 10 * time.Second
-	// DefaultNewConnGrace is how long a connection that was accepted but has
-	// not sent a request yet keeps the drain waiting once the listener is
-	// closed; older silent connections are closed like idle ones.
-	DefaultNewConnGrace = time.Second
 )
 
 // Paths served on the admin listener (WithAdminAddr).
@@ -69,7 +65,6 @@ type Option func(*config)
 type config struct {
 	delay, timeout, hookTimeout time.Duration
 	setDelay, setTimeout        bool
-	newConnGrace                time.Duration
 	signals                     []os.Signal
 	readyOnListen               bool
 	healthPath                  string
@@ -88,7 +83,6 @@ func defaultConfig() config {
 		delay:         DefaultDelay,
 		timeout:       DefaultTimeout,
 		hookTimeout:   DefaultHookTimeout,
-		newConnGrace:  DefaultNewConnGrace,
 		signals:       []os.Signal{syscall.SIGTERM, syscall.SIGINT},
 		logger:        slog.New(slog.DiscardHandler),
 		forceOnSecond: true,
@@ -137,19 +131,6 @@ func WithHookTimeout(d time.Duration) Option {
 			return
 		}
 		c.hookTimeout = d
-	}
-}
-
-// WithNewConnGrace sets how long, after the listener closed, a connection
-// that was accepted but sent no request yet may still deliver one (default
-// 1 s).
-func WithNewConnGrace(d time.Duration) Option {
-	return func(c *config) {
-		if d < 0 {
-			c.bad("WithNewConnGrace(%s): must not be negative", d)
-			return
-		}
-		c.newConnGrace = d
 	}
 }
 

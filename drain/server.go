@@ -386,33 +386,19 @@ func (s *Server) waitQuiet(sigCh <-chan os.Signal, deadline time.Time) (timedOut
 	dl := time.NewTimer(time.Until(deadline))
 	defer dl.Stop()
 	for {
-		busy, graceLeft, changed := s.tr.busy(time.Now(), s.cfg.newConnGrace)
+		busy, changed := s.tr.busy()
 		if !busy {
 			return false, false
 		}
-		var graceC <-chan time.Time
-		var grace *time.Timer
-		if graceLeft > 0 {
-			grace = time.NewTimer(graceLeft)
-			graceC = grace.C
-		}
-		timedOut, bySignal := false, false
 		select {
 		case <-changed:
-		case <-graceC:
 		case <-dl.C:
-			timedOut = true
+			return true, false
 		case sig := <-sigCh:
 			if s.cfg.forceOnSecond {
 				s.cfg.logger.Warn("drain: second signal, forcing exit", "signal", sig.String())
-				bySignal = true
+				return false, true
 			}
-		}
-		if grace != nil {
-			grace.Stop()
-		}
-		if timedOut || bySignal {
-			return timedOut, bySignal
 		}
 	}
 }

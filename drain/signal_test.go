@@ -120,3 +120,22 @@ func inFlight(addr string) int {
 	}
 	return int(f.GetMetric()[0].GetGauge().GetValue())
 }
+
+func TestSecondSignalIgnoredWhenNotForcing(t *testing.T) {
+	c := startChild(t, modeDrain, "ZERODROP_SHUTDOWN_DELAY=700ms", "ZERODROP_SHUTDOWN_TIMEOUT=2s", childNoForceEnv+"=1")
+	c.signal(t, syscall.SIGTERM)
+	waitFor(t, 5*time.Second, "readiness to fail", func() bool { return healthCode(c.addr) == http.StatusServiceUnavailable })
+	c.signal(t, syscall.SIGINT)
+	c.signal(t, syscall.SIGTERM)
+	time.Sleep(100 * time.Millisecond)
+	// Still serving the delay despite the extra signals.
+	if code := healthCode(c.addr); code != http.StatusServiceUnavailable {
+		t.Fatalf("readiness after extra signals = %d, want 503 (still draining)", code)
+	}
+	if code := c.wait(t, 10*time.Second); code != exitClean {
+		t.Fatalf("exit code = %d, want 0", code)
+	}
+	if c.report.ForcedBySignal || c.report.DelayAfterTrigger < 700*time.Millisecond {
+		t.Fatalf("report %+v: the extra signals cut the delay", c.report)
+	}
+}

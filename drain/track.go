@@ -103,25 +103,14 @@ func (t *tracker) snapshot() snapshot {
 	return snapshot{open: len(t.conns), active: t.active, inFlight: t.inFlight, retired: t.retired, served: t.served}
 }
 
-// busy reports whether a connection still carries a request (or a fresh
-// connection may still send one), and when the next fresh connection stops
-// counting. It returns the channel that is closed on the next change.
-func (t *tracker) busy(now time.Time, newGrace time.Duration) (bool, time.Duration, <-chan struct{}) {
+// busy reports whether a request is still running or a connection still
+// carries one, and returns the channel that is closed on the next change.
+// Idle and new connections do not count: once http.Server.Shutdown started,
+// net/http closes them or drops the request they deliver.
+func (t *tracker) busy() (bool, <-chan struct{}) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if t.active > 0 || t.inFlight > 0 {
-		return true, 0, t.changed
-	}
-	var wait time.Duration
-	for _, ci := range t.conns {
-		if ci.state != http.StateNew {
-			continue
-		}
-		if left := newGrace - now.Sub(ci.since); left > 0 && (wait == 0 || left < wait) {
-			wait = left
-		}
-	}
-	return wait > 0, wait, t.changed
+	return t.active > 0 || t.inFlight > 0, t.changed
 }
 
 // forceClosing tells how many requests and connections a forced close
