@@ -151,7 +151,7 @@ func (s *Server) ListenAndServe(ctx context.Context) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrServed
 	}
-	if err := s.cfg.resolve(); err != nil {
+	if err := s.resolveConfig(); err != nil {
 		return err
 	}
 	addr := s.srv.Addr
@@ -182,11 +182,19 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if !s.started.CompareAndSwap(false, true) {
 		return ErrServed
 	}
-	if err := s.cfg.resolve(); err != nil {
+	if err := s.resolveConfig(); err != nil {
 		ln.Close()
 		return err
 	}
 	return s.serve(ctx, ln)
+}
+
+// resolveConfig applies the environment; handlers read the delay under
+// s.mu, so it is written under s.mu too.
+func (s *Server) resolveConfig() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.resolve()
 }
 
 func (s *Server) serve(ctx context.Context, ln net.Listener) error {

@@ -38,7 +38,9 @@ func TestSecondSignalForcesExit(t *testing.T) {
 	if took > 5*time.Second {
 		t.Fatalf("exit took %s after the second signal", took)
 	}
-	if !c.report.ForcedBySignal || c.report.RequestsCut != 1 || c.report.ConnsForceClosed != 1 {
+	// The slow request's connection is force-closed; a health check's may
+	// still be closing too.
+	if !c.report.ForcedBySignal || c.report.RequestsCut != 1 || c.report.ConnsForceClosed < 1 {
 		t.Fatalf("report = %+v, want forced by signal with 1 request cut", c.report)
 	}
 	if err := <-got; err == nil {
