@@ -14,9 +14,8 @@ import (
 
 // A service behind an ALB: readiness on the main listener at the health
 // check path, 15 s delay and 10 s timeout by default (or from
-// ZERODROP_SHUTDOWN_DELAY / ZERODROP_SHUTDOWN_TIMEOUT). In a real main you
-// would call ListenAndServe(context.Background()) and let SIGTERM stop it;
-// here a context cancel plays the signal.
+// ZERODROP_SHUTDOWN_DELAY / ZERODROP_SHUTDOWN_TIMEOUT). In a real main
+// SIGTERM stops ListenAndServe; here a context cancel plays the signal.
 func Example() {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/logistics/orders", func(w http.ResponseWriter, r *http.Request) {
@@ -30,12 +29,14 @@ func Example() {
 		drain.WithEnv(nil), // ignore the environment in this example
 	)
 
-	ln, _ := net.Listen("tcp", srv.Addr)
 	ctx, stop := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	go func() { done <- s.ListenAndServe(ctx) }()
+	for s.Addr() == nil {
+		time.Sleep(time.Millisecond)
+	}
 
-	health := "http://" + ln.Addr().String() + "/logistics/health"
+	health := "http://" + s.Addr().String() + "/logistics/health"
 	fmt.Println("before SetReady:", status(health))
 	s.SetReady() // after warm-up: DB pool open, caches loaded
 	fmt.Println("after SetReady:", status(health))

@@ -43,7 +43,7 @@ type Report struct {
 	// Hooks lists the OnShutdown hooks in the order they ran.
 	Hooks []HookResult `json:"hooks,omitempty"`
 
-	adminAddr net.Addr
+	addr, adminAddr net.Addr
 }
 
 // HookResult is the outcome of one OnShutdown hook.

@@ -211,6 +211,14 @@ func (s *Server) serve(ctx context.Context, ln net.Listener) error {
 	return s.run(ctx, ln, adminLn)
 }
 
+// Addr returns the bound address of the main listener once Serve or
+// ListenAndServe started (useful with port 0), or nil.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.report.addr
+}
+
 // AdminAddr returns the bound admin address once Serve started, or nil.
 func (s *Server) AdminAddr() net.Addr {
 	s.mu.Lock()
@@ -226,6 +234,9 @@ func (s *Server) run(ctx context.Context, ln, adminLn net.Listener) error {
 		defer signal.Stop(sigCh)
 	}
 
+	s.mu.Lock()
+	s.report.addr = ln.Addr()
+	s.mu.Unlock()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- s.srv.Serve(ln) }()
 
