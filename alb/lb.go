@@ -60,6 +60,7 @@ type LoadBalancer struct {
 	logfFn         func(format string, args ...any)
 	onRequest      func(e *accesslog.Entry)
 	metrics        *metrics
+	noGroup        *tgMetrics // series for requests no target group took
 	elbID          string
 	sched          *scheduler
 
@@ -103,6 +104,7 @@ func New(cfg Config, opts Options) (*LoadBalancer, error) {
 		reg = prometheus.NewRegistry()
 	}
 	lb.metrics = newMetrics(lb, reg)
+	lb.noGroup = lb.metrics.forGroup("")
 	var id [8]byte
 	rand.Read(id[:])
 	lb.elbID = "app/" + cfg.Name + "/" + hex.EncodeToString(id[:])
@@ -262,7 +264,11 @@ func (lb *LoadBalancer) Start(ctx context.Context) error {
 		lb.adminSrv = &http.Server{Handler: lb.adminHandler(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: discardLogger()}
 		lb.wg.Go(func() { lb.adminSrv.Serve(lb.adminLn) })
 	}
-	lb.logf("alb %s: listening on %s, admin on %s, time scale %g", lb.cfg.Name, ln.Addr(), lb.AdminAddr(), lb.cfg.TimeScale)
+	adminAt := lb.AdminAddr()
+	if adminAt == "" {
+		adminAt = "off"
+	}
+	lb.logf("alb %s: listening on %s, admin %s, time scale %g", lb.cfg.Name, ln.Addr(), adminAt, lb.cfg.TimeScale)
 	return nil
 }
 

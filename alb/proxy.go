@@ -80,7 +80,7 @@ func (lb *LoadBalancer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			break
 		}
 	}
-	noGroup := lb.metrics.forGroup("")
+	noGroup := lb.noGroup
 	if matched == nil {
 		e.ActionsExecuted = "fixed-response"
 		e.ELBStatusCode = http.StatusNotFound

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -22,6 +24,7 @@ func newALBCmd() *cobra.Command {
 		interval, timeout, deregDelay, idleTimeout, slowStart      time.Duration
 		healthy, unhealthy                                         int
 		timeScale                                                  float64
+		output                                                     string
 		noHealthCheck                                              bool
 	)
 	cmd := &cobra.Command{
@@ -96,10 +99,26 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 			if cfg.AdminToken == "" {
 				cfg.AdminToken = os.Getenv("ZERODROP_ALB_ADMIN_TOKEN")
 			}
+			if output != "text" && output != "json" {
+				return withExitCode(2, fmt.Errorf("alb: -o %q: want text or json", output))
+			}
 			stderr := cmd.ErrOrStderr()
-			lb, err := alb.New(cfg, alb.Options{Logf: func(format string, args ...any) {
-				fmt.Fprintf(stderr, "%s %s\n", time.Now().UTC().Format("15:04:05.000"), fmt.Sprintf(format, args...))
-			}})
+			var mu sync.Mutex
+			logf := func(format string, args ...any) {
+				mu.Lock()
+				defer mu.Unlock()
+				now, msg := time.Now().UTC(), fmt.Sprintf(format, args...)
+				if output == "json" {
+					b, _ := json.Marshal(struct {
+						Time string `json:"time"`
+						Msg  string `json:"msg"`
+					}{now.Format(time.RFC3339Nano), msg})
+					fmt.Fprintf(stderr, "%s\n", b)
+					return
+				}
+				fmt.Fprintf(stderr, "%s %s\n", now.Format("15:04:05.000"), msg)
+			}
+			lb, err := alb.New(cfg, alb.Options{Logf: logf})
 			if err != nil {
 				var fe *alb.FieldError
 				if errors.As(err, &fe) {
@@ -111,13 +130,14 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 				return err
 			}
 			<-cmd.Context().Done()
-			fmt.Fprintln(stderr, "alb: stopping")
+			logf("alb: stopping")
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return lb.Close(ctx)
 		},
 	}
 	f := cmd.Flags()
+	f.StringVarP(&output, "output", "o", "text", "progress lines on stderr: text or json (one object per line)")
 	f.StringVar(&configFile, "config", "", "YAML file with listener, rules, target groups and attributes")
 	f.StringVar(&listen, "listen", "127.0.0.1:8080", "listener address")
 	f.StringVar(&admin, "admin", "127.0.0.1:8081", `admin API and /metrics address ("off" to disable)`)
