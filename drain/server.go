@@ -288,7 +288,7 @@ func (s *Server) run(ctx context.Context, ln, adminLn net.Listener) error {
 	// started it earlier). The listener keeps accepting and serving.
 	var forcedBySignal bool
 	delayLeft := max(time.Until(deadline), 0)
-	if len(errs) == 0 && delayLeft > 0 {
+	if !serveGot && delayLeft > 0 { // no delay when the main listener failed
 		timer := time.NewTimer(delayLeft)
 	delay:
 		for {
