@@ -246,3 +246,38 @@ func TestListenAndServe(t *testing.T) {
 		t.Fatalf("ListenAndServe with bad env = %v, want ErrConfig", err)
 	}
 }
+
+// TestRequestStartedBeforeDrainRetiresConnection: a request that began before
+// the stop trigger and answers during the delay still carries Connection:
+// close, so its keep-alive connection is retired by the client instead of
+// going idle and being closed under the load balancer after the delay.
+func TestRequestStartedBeforeDrainRetiresConnection(t *testing.T) {
+	b := newBlocker()
+	r := startServer(t, b, drain.WithDelay(2*time.Second), drain.WithTimeout(5*time.Second))
+	type answer struct {
+		body  string
+		close bool
+		err   error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		resp, err := http.Get("http://" + r.addr + "/")
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- answer{body: string(body), close: resp.Close}
+	}()
+	<-b.started
+	r.s.StartDrain("test")
+	close(b.release)
+	a := <-got
+	if a.err != nil || a.body != "done" {
+		t.Fatalf("request started before the drain: body %q, err %v", a.body, a.err)
+	}
+	if !a.close {
+		t.Fatal("response written during the delay lacks Connection: close")
+	}
+}

@@ -142,7 +142,13 @@ func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	s.tr.requestStarted(draining)
 	defer s.tr.requestDone()
-	s.app.ServeHTTP(w, r)
+	if draining {
+		s.app.ServeHTTP(w, r)
+		return
+	}
+	// The drain may start while this request runs: decide on the header
+	// when the response is written, not when the request arrived.
+	s.app.ServeHTTP(&retiringWriter{ResponseWriter: w, s: s}, r)
 }
 
 // ListenAndServe binds srv.Addr (":http" when empty) and the admin address if
