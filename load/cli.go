@@ -21,13 +21,17 @@ import (
 // UsageError is a bad flag or argument (the command exits 2).
 type UsageError struct{ Err error }
 
+// Error returns the message of the underlying error.
 func (e *UsageError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
 // GateError is a breached gate (the command exits 1 with its one-line reason).
 type GateError struct{ Err error }
 
+// Error returns the gate's one-line reason.
 func (e *GateError) Error() string { return e.Err.Error() }
+// Unwrap returns the underlying error.
 func (e *GateError) Unwrap() error { return e.Err }
 
 // Options are the settings of `zerodrop load`, as flags give them.

@@ -34,6 +34,7 @@ type Constant struct{ Value float64 }
 // At implements Profile.
 func (c Constant) At(time.Duration) float64 { return c.Value }
 
+// String returns the profile in the inline form ParseProfileSpec reads.
 func (c Constant) String() string { return "constant:" + fmtNum(c.Value) }
 
 // Ramp goes linearly from From to To over Over, then holds To.
@@ -53,6 +54,7 @@ func (r Ramp) At(t time.Duration) float64 {
 	return r.From + (r.To-r.From)*float64(t)/float64(r.Over)
 }
 
+// String returns the profile in the inline form ParseProfileSpec reads.
 func (r Ramp) String() string {
 	return fmt.Sprintf("ramp:from=%s,to=%s,over=%s", fmtNum(r.From), fmtNum(r.To), r.Over)
 }
@@ -91,6 +93,7 @@ func (s Steps) At(t time.Duration) float64 {
 	return s.Steps[len(s.Steps)-1].Value
 }
 
+// String returns the profile in the inline form ParseProfileSpec reads.
 func (s Steps) String() string {
 	parts := make([]string, 0, len(s.Steps)+1)
 	for _, st := range s.Steps {
@@ -127,6 +130,7 @@ func (h HalfSine) At(t time.Duration) float64 {
 	return math.Max(0, v)
 }
 
+// String returns the profile in the inline form ParseProfileSpec reads.
 func (h HalfSine) String() string {
 	return fmt.Sprintf("half-sine:min=%s,max=%s,period=%s,step=%s", fmtNum(h.Min), fmtNum(h.Max), h.Period, h.Step)
 }
@@ -149,6 +153,7 @@ func (s Scaled) At(t time.Duration) float64 {
 	return v
 }
 
+// String returns the profile in the inline form ParseProfileSpec reads.
 func (s Scaled) String() string { return s.Profile.String() }
 
 // maxDemand is the largest demand a profile may ask for: the generator's
