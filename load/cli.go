@@ -23,6 +23,7 @@ type UsageError struct{ Err error }
 
 // Error returns the message of the underlying error.
 func (e *UsageError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
@@ -31,6 +32,7 @@ type GateError struct{ Err error }
 
 // Error returns the gate's one-line reason.
 func (e *GateError) Error() string { return e.Err.Error() }
+
 // Unwrap returns the underlying error.
 func (e *GateError) Unwrap() error { return e.Err }
 
