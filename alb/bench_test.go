@@ -91,7 +91,8 @@ func BenchmarkThroughput(b *testing.B) {
 		name      string
 		conc      int
 		accessLog bool
-	}{{"c1", 1, false}, {"c16", 16, false}, {"c16-accesslog", 16, true}} {
+		checkIdle bool
+	}{{"c1", 1, false, false}, {"c16", 16, false, false}, {"c16-accesslog", 16, true, false}, {"c16-checkidle", 16, false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			body := make([]byte, 512)
 			be := startBackend(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -101,7 +102,7 @@ func BenchmarkThroughput(b *testing.B) {
 			if bc.accessLog {
 				logPath = filepath.Join(b.TempDir(), "access.log")
 			}
-			lb := startBenchLB(b, be.addr, logPath)
+			lb := startBenchLB(b, be.addr, logPath, bc.checkIdle)
 			keepAliveLoad(b, be.addr, bc.conc, 2000) // warm up both paths
 			keepAliveLoad(b, lb.Addr(), bc.conc, 2000)
 			b.ResetTimer()
@@ -125,8 +126,9 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
-func startBenchLB(b *testing.B, target, accessLog string) *LoadBalancer {
+func startBenchLB(b *testing.B, target, accessLog string, checkIdle bool) *LoadBalancer {
 	cfg := oneGroup(HealthCheckConfig{Enabled: boolp(false)}, target)
+	cfg.CheckIdleConnections = checkIdle
 	cfg.Listen, cfg.Admin, cfg.AccessLog = "127.0.0.1:0", "off", accessLog
 	lb, err := New(cfg, Options{})
 	if err != nil {

@@ -64,6 +64,11 @@ type Config struct {
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 	// ConnectTimeout bounds a connection to a target (10s on a real ALB).
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	// CheckIdleConnections makes the load balancer look for a FIN on a
+	// pooled connection before reusing it. Off by default: like the ALB, a
+	// connection the target closed while idle is then found dead only by
+	// the request sent on it (502).
+	CheckIdleConnections bool `json:"checkIdleConnections,omitempty"`
 	// AccessLog is a file path, "-" for stdout, or empty for none.
 	AccessLog string `json:"accessLog,omitempty"`
 	// ControlPlaneLatency delays each accepted admin operation before the

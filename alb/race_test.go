@@ -83,3 +83,28 @@ func TestKeepAliveRace(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckIdleConnectionsNarrowsRace: with CheckIdleConnections the load
+// balancer notices connections the target closed while idle and does not
+// send on them, so the same traffic against the same short keep-alive
+// yields far fewer 502s (only closes that cross a request on the wire).
+func TestCheckIdleConnectionsNarrowsRace(t *testing.T) {
+	ms := time.Millisecond
+	gaps := []time.Duration{150 * ms, 200 * ms, 300 * ms, 0}
+	run := func(check bool) int {
+		be := startBackend(t, nameHandler("a", nil), 100*ms)
+		cfg := oneGroup(HealthCheckConfig{Enabled: boolp(false)}, be.addr)
+		cfg.CheckIdleConnections = check
+		tl := startLB(t, cfg)
+		counts := keepAliveTraffic(t, tl, gaps)
+		t.Logf("check=%v: status counts %v", check, counts)
+		return counts[http.StatusBadGateway]
+	}
+	without, with := run(false), run(true)
+	if without == 0 {
+		t.Fatal("no 502s without the check: the traffic does not reach the race")
+	}
+	if with*4 > without {
+		t.Fatalf("502s with the idle check %d, without %d: want far fewer", with, without)
+	}
+}

@@ -110,7 +110,10 @@ func TestLeastOutstandingRequests(t *testing.T) {
 			// Keep sending ?hold until one request is stuck on slow (on
 			// fast it returns at once).
 			held := make(chan struct{}, 4)
-			for {
+			for attempt := 0; ; attempt++ {
+				if attempt == 20 {
+					t.Fatal("no request ever stuck on the slow target")
+				}
 				go func() {
 					resp, err := tl.client.Get(tl.URL() + "/?hold=1")
 					if err == nil {

@@ -25,7 +25,7 @@ func newALBCmd() *cobra.Command {
 		healthy, unhealthy                                         int
 		timeScale                                                  float64
 		output                                                     string
-		noHealthCheck                                              bool
+		noHealthCheck, checkIdle                                   bool
 	)
 	cmd := &cobra.Command{
 		Use:   "alb",
@@ -93,6 +93,9 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 			if f.Changed("access-log") {
 				cfg.AccessLog = accessLog
 			}
+			if f.Changed("check-idle-connections") {
+				cfg.CheckIdleConnections = checkIdle
+			}
 			if f.Changed("time-scale") || configFile == "" {
 				cfg.TimeScale = timeScale
 			}
@@ -156,6 +159,7 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 	f.DurationVar(&deregDelay, "deregistration-delay", 300*time.Second, "deregistration_delay.timeout_seconds, 0-3600s")
 	f.DurationVar(&slowStart, "slow-start", 0, "slow_start.duration_seconds: 0 or 30s-900s")
 	f.StringVar(&algorithm, "algorithm", alb.RoundRobin, "round_robin or least_outstanding_requests")
+	f.BoolVar(&checkIdle, "check-idle-connections", false, "look for a FIN before reusing a pooled target connection (narrows the keep-alive race; off by default, matching reported ALB behaviour)")
 	f.DurationVar(&idleTimeout, "idle-timeout", 60*time.Second, "idle_timeout.timeout_seconds, 1s-4000s")
 	return cmd
 }
