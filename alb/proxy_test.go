@@ -389,3 +389,44 @@ func TestStreamedResponseIsRelayedAsItArrives(t *testing.T) {
 		t.Fatalf("rest %q", rest)
 	}
 }
+
+func TestChunkedRequestAndHEAD(t *testing.T) {
+	be := startBackend(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		w.Header().Set("X-TE", strings.Join(r.TransferEncoding, ","))
+		w.Header().Set("Content-Length", "11")
+		if r.Method == http.MethodHead {
+			return
+		}
+		w.Write([]byte(strings.ToUpper(string(b) + strings.Repeat(".", 11))[:11]))
+	}), time.Minute)
+	tl := startLB(t, oneGroup(HealthCheckConfig{Enabled: boolp(false)}, be.addr))
+	pr, pw := io.Pipe()
+	go func() {
+		io.WriteString(pw, "hello ")
+		io.WriteString(pw, "world!")
+		pw.Close()
+	}()
+	req, _ := http.NewRequest(http.MethodPost, tl.URL()+"/", pr) // unknown length: chunked
+	resp, err := tl.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if string(b) != "HELLO WORLD" || resp.Header.Get("X-TE") != "chunked" {
+		t.Fatalf("chunked POST: %q, target saw TE %q", b, resp.Header.Get("X-TE"))
+	}
+	resp, err = tl.client.Head(tl.URL() + "/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.ContentLength != 11 {
+		t.Fatalf("HEAD: %d, Content-Length %d", resp.StatusCode, resp.ContentLength)
+	}
+	// The pooled connection is still good after HEAD.
+	if code, _, _ := tl.get(t, "/"); code != 200 {
+		t.Fatalf("GET after HEAD: %d", code)
+	}
+}
