@@ -49,9 +49,14 @@ type Options struct {
 	Duration    time.Duration
 
 	ConnectTimeout, ResponseTimeout time.Duration
-	Think                           time.Duration
-	ThinkSet                        bool
-	ThinkJitter                     float64
+	// Connections is per-session, shared or empty (the workload's default:
+	// per-session for orders, shared for get).
+	Connections string
+	// IdleTimeout closes keep-alive connections unused this long.
+	IdleTimeout time.Duration
+	Think       time.Duration
+	ThinkSet    bool
+	ThinkJitter float64
 
 	Method   string
 	Headers  []string
@@ -147,8 +152,16 @@ func (o *Options) Config() (Config, *Ledger, error) {
 	cfg.MaxInFlight = o.MaxInFlight
 	cfg.Duration = o.Duration
 	cfg.ConnectTimeout, cfg.ResponseTimeout = o.ConnectTimeout, o.ResponseTimeout
-	if o.ConnectTimeout < 0 || o.ResponseTimeout < 0 {
+	if o.ConnectTimeout < 0 || o.ResponseTimeout < 0 || o.IdleTimeout < 0 {
 		return cfg, nil, usage("timeouts must not be negative")
+	}
+	cfg.IdleTimeout = o.IdleTimeout
+	if o.Connections != "" {
+		c, err := ParseConnections(o.Connections)
+		if err != nil {
+			return cfg, nil, usage("--%v", err)
+		}
+		cfg.Connections = c
 	}
 	var ledger *Ledger
 	switch o.Workload {

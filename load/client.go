@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -60,21 +61,62 @@ type observer interface {
 	observe(call *Call, s results.Sample)
 }
 
-// Client sends requests with browser-like keep-alive and per-request
-// connect and response timeouts, and classifies every outcome.
+// Connections says who owns the keep-alive connections of a run.
+type Connections string
+
+// Connection ownership.
+const (
+	// PerSession gives every simulated user its own pool, as a browser
+	// has: at most BrowserConnsPerHost connections per host, reused for
+	// the user's requests and kept open across think time, closed after
+	// IdleTimeout unused and when the user leaves. In the closed model a
+	// user runs session after session; in the open model each arrival is
+	// a new user.
+	PerSession Connections = "per-session"
+	// Shared puts every session on one pool, as a load generator does:
+	// the fewest connections and the most requests per second.
+	Shared Connections = "shared"
+)
+
+// ParseConnections checks a --connections value.
+func ParseConnections(s string) (Connections, error) {
+	switch c := Connections(s); c {
+	case PerSession, Shared:
+		return c, nil
+	}
+	return "", fmt.Errorf("connections %q: want per-session or shared", s)
+}
+
+// Browser-like keep-alive: Chromium opens at most 6 connections per host
+// and keeps a used idle connection for 5 minutes (Firefox: 115 s). Both
+// are longer than an ALB's 60 s idle timeout, so behind an ALB the load
+// balancer, not the browser, closes a user's idle connection.
+const (
+	BrowserConnsPerHost = 6
+	DefaultIdleTimeout  = 300 * time.Second
+)
+
+// Client sends requests with keep-alive connections and per-request
+// connect and response timeouts, and classifies every outcome. It has one
+// shared pool (Do) and hands out per-user pools (NewConns).
 type Client struct {
-	hc              *http.Client
-	tr              *http.Transport
+	shared          *Conns
+	dial            func(ctx context.Context, network, addr string) (net.Conn, error)
+	idleTimeout     time.Duration
 	responseTimeout time.Duration
 	obs             observer
 	inflight        atomic.Int64
+	pools           atomic.Int64
 }
 
 // ClientOptions configure a Client.
 type ClientOptions struct {
 	ConnectTimeout  time.Duration // default DefaultConnectTimeout
 	ResponseTimeout time.Duration // from connection to the end of the body; default DefaultResponseTimeout
-	MaxConns        int           // idle keep-alive connections kept per host (default 100)
+	MaxConns        int           // idle keep-alive connections the shared pool keeps per host (default 100)
+	// IdleTimeout closes a keep-alive connection unused this long
+	// (default DefaultIdleTimeout).
+	IdleTimeout time.Duration
 }
 
 type responseTimeoutError struct{}
@@ -97,41 +139,95 @@ func NewClient(opts ClientOptions) *Client {
 	if opts.MaxConns <= 0 {
 		opts.MaxConns = 100
 	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
 	d := &net.Dialer{Timeout: opts.ConnectTimeout, KeepAlive: 30 * time.Second}
+	c := &Client{dial: d.DialContext, idleTimeout: opts.IdleTimeout, responseTimeout: opts.ResponseTimeout}
+	c.shared = c.newConns(opts.MaxConns, 0)
+	c.shared.shared = true
+	return c
+}
+
+// Conns is a keep-alive connection pool: the client's shared pool, or one
+// simulated user's own (NewConns). It is safe for concurrent use.
+type Conns struct {
+	c      *Client
+	hc     *http.Client
+	tr     *http.Transport
+	shared bool
+	closed atomic.Bool
+}
+
+func (c *Client) newConns(idlePerHost, maxPerHost int) *Conns {
 	tr := &http.Transport{
 		Proxy:               nil, // traffic goes where the URL says
-		DialContext:         d.DialContext,
-		MaxIdleConns:        opts.MaxConns * 4,
-		MaxIdleConnsPerHost: opts.MaxConns,
-		IdleConnTimeout:     90 * time.Second,
+		DialContext:         c.dial,
+		MaxIdleConns:        idlePerHost * 4,
+		MaxIdleConnsPerHost: idlePerHost,
+		MaxConnsPerHost:     maxPerHost,
+		IdleConnTimeout:     c.idleTimeout,
 		DisableCompression:  true,
 		ForceAttemptHTTP2:   false,
 	}
-	return &Client{
-		hc:              &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
-		tr:              tr,
-		responseTimeout: opts.ResponseTimeout,
+	return &Conns{
+		c:  c,
+		hc: &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }},
+		tr: tr,
 	}
 }
 
-// Close drops idle connections.
-func (c *Client) Close() { c.tr.CloseIdleConnections() }
+// NewConns returns a pool for one simulated user, as a browser keeps it:
+// at most BrowserConnsPerHost connections per host (further requests wait
+// for one), idle ones closed after the idle timeout. Close it when the
+// user leaves.
+func (c *Client) NewConns() *Conns {
+	c.pools.Add(1)
+	return c.newConns(BrowserConnsPerHost, BrowserConnsPerHost)
+}
+
+// Pools returns the number of per-user pools not yet closed.
+func (c *Client) Pools() int64 { return c.pools.Load() }
+
+// Do sends call on the pool (see Client.Do).
+func (p *Conns) Do(ctx context.Context, call Call, start time.Time) Reply {
+	return p.c.send(ctx, p.hc, call, start)
+}
+
+// Close closes the pool's connections: idle ones now, busy ones as soon as
+// they go idle. Closing the client's shared pool this way does nothing
+// (Client.Close does it).
+func (p *Conns) Close() {
+	if p.shared || !p.closed.CompareAndSwap(false, true) {
+		return
+	}
+	p.tr.CloseIdleConnections()
+	p.c.pools.Add(-1)
+}
+
+// Close drops the shared pool's idle connections.
+func (c *Client) Close() { c.shared.tr.CloseIdleConnections() }
 
 // InFlight returns the number of outstanding requests.
 func (c *Client) InFlight() int64 { return c.inflight.Load() }
 
-// Do sends call and classifies the result. start is when the request was
-// meant to start (the open model's schedule) or zero for now; latency is
-// measured from it, so queueing delay counts. A request cut short because
-// ctx ended is returned with Aborted set and is not recorded.
+// Do sends call on the shared pool and classifies the result. start is
+// when the request was meant to start (the open model's schedule) or zero
+// for now; latency is measured from it, so queueing delay counts. A
+// request cut short because ctx ended is returned with Aborted set and is
+// not recorded.
 func (c *Client) Do(ctx context.Context, call Call, start time.Time) Reply {
+	return c.send(ctx, c.shared.hc, call, start)
+}
+
+func (c *Client) send(ctx context.Context, hc *http.Client, call Call, start time.Time) Reply {
 	now := time.Now()
 	if start.IsZero() || start.After(now) {
 		start = now
 	}
 	c.inflight.Add(1)
 	defer c.inflight.Add(-1)
-	rep := c.do(ctx, &call)
+	rep := c.do(ctx, hc, &call)
 	if rep.Aborted {
 		return rep
 	}
@@ -152,7 +248,7 @@ func madeByLB(h http.Header) bool {
 	return strings.HasPrefix(strings.ToLower(h.Get("Server")), "awselb")
 }
 
-func (c *Client) do(parent context.Context, call *Call) Reply {
+func (c *Client) do(parent context.Context, hc *http.Client, call *Call) Reply {
 	ctx, cancel := context.WithCancelCause(parent)
 	defer cancel(nil)
 	var connected atomic.Bool
@@ -182,7 +278,7 @@ func (c *Client) do(parent context.Context, call *Call) Reply {
 	if call.Body != nil && req.Header.Get("Content-Type") == "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
+	resp, err := hc.Do(req)
 	if err == nil {
 		var kept []byte
 		if call.Keep {

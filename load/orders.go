@@ -51,6 +51,10 @@ func NewOrders(bases []string, ledger *Ledger) (*Orders, error) {
 // Name implements Workload.
 func (o *Orders) Name() string { return "orders" }
 
+// DefaultConnections is PerSession: each simulated user keeps its own
+// keep-alive connections across its requests and think time, as a browser.
+func (o *Orders) DefaultConnections() Connections { return PerSession }
+
 // Think implements Workload.
 func (o *Orders) Think(rng *rand.Rand) time.Duration {
 	if o.ThinkFn == nil {

@@ -41,6 +41,13 @@ type Config struct {
 	Duration time.Duration
 	// ConnectTimeout and ResponseTimeout bound every request.
 	ConnectTimeout, ResponseTimeout time.Duration
+	// Connections is who owns keep-alive connections: PerSession (each
+	// simulated user its own pool, as a browser) or Shared. Empty: the
+	// workload's default (DefaultConnections), else PerSession.
+	Connections Connections
+	// IdleTimeout closes keep-alive connections unused this long (default
+	// DefaultIdleTimeout, a browser's).
+	IdleTimeout time.Duration
 	// Bucket is the timeline bucket width (default 1 s).
 	Bucket time.Duration
 	// Meta is copied into the result (tool, version, targets, labels).
@@ -129,12 +136,21 @@ func NewRunner(cfg Config) (*Runner, error) {
 	if cfg.ResponseTimeout <= 0 {
 		cfg.ResponseTimeout = DefaultResponseTimeout
 	}
+	if cfg.Connections == "" {
+		cfg.Connections = PerSession
+		if d, ok := cfg.Workload.(interface{ DefaultConnections() Connections }); ok {
+			cfg.Connections = d.DefaultConnections()
+		}
+	}
+	if _, err := ParseConnections(string(cfg.Connections)); err != nil {
+		return nil, fmt.Errorf("load: %w", err)
+	}
 	conns := cfg.MaxInFlight
 	if cfg.Model == Closed {
 		conns = int(math.Min(maxDemand, math.Max(1, peakDemand(cfg.Profile, cfg.Duration))))
 	}
 	r := &Runner{cfg: cfg, ready: make(chan struct{})}
-	r.client = NewClient(ClientOptions{ConnectTimeout: cfg.ConnectTimeout, ResponseTimeout: cfg.ResponseTimeout, MaxConns: conns})
+	r.client = NewClient(ClientOptions{ConnectTimeout: cfg.ConnectTimeout, ResponseTimeout: cfg.ResponseTimeout, MaxConns: conns, IdleTimeout: cfg.IdleTimeout})
 	r.client.obs = r
 	return r, nil
 }
@@ -286,11 +302,20 @@ func (r *Runner) progress(now time.Time) Progress {
 	}
 }
 
-// session runs one session of the workload.
-func (r *Runner) session(ctx context.Context, rng *rand.Rand, start time.Time) {
+// userConns returns the connection pool of a new simulated user: its own
+// (close it when the user leaves) or the shared one.
+func (r *Runner) userConns() *Conns {
+	if r.cfg.Connections == Shared {
+		return r.client.shared
+	}
+	return r.client.NewConns()
+}
+
+// session runs one session of the workload on conns.
+func (r *Runner) session(ctx context.Context, conns *Conns, rng *rand.Rand, start time.Time) {
 	r.sessions.Add(1)
 	defer r.sessions.Add(-1)
-	s := &Session{client: r.client, start: start, ID: r.ids.Add(1), Rand: rng}
+	s := &Session{conns: conns, start: start, ID: r.ids.Add(1), Rand: rng}
 	r.cfg.Workload.Session(ctx, s)
 }
 
@@ -307,7 +332,10 @@ func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(i)))
 			for at := range arrivals {
-				r.session(hardCtx, rng, at)
+				// Each arrival is a new user: its connections end with it.
+				conns := r.userConns()
+				r.session(hardCtx, conns, rng, at)
+				conns.Close()
 			}
 		}()
 	}
@@ -381,6 +409,10 @@ func (r *Runner) runClosed(loadCtx, hardCtx context.Context, seed uint64) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				// The user's connections live across its sessions and
+				// think time, until it leaves.
+				conns := r.userConns()
+				defer conns.Close()
 				for {
 					select {
 					case <-u.stop:
@@ -389,7 +421,7 @@ func (r *Runner) runClosed(loadCtx, hardCtx context.Context, seed uint64) {
 						return
 					default:
 					}
-					r.session(hardCtx, rng, time.Time{})
+					r.session(hardCtx, conns, rng, time.Time{})
 					think := r.cfg.Workload.Think(rng)
 					if think <= 0 {
 						continue

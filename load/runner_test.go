@@ -233,6 +233,8 @@ func TestMainGatesAndOutputs(t *testing.T) {
 		"verify on get": func(o *Options) { o.Verify = true },
 		"bad output":    func(o *Options) { o.Output = "yaml" },
 		"bad header":    func(o *Options) { o.Headers = []string{"nocolon"} },
+		"bad conns":     func(o *Options) { o.Connections = "pooled" },
+		"bad idle":      func(o *Options) { o.IdleTimeout = -time.Second },
 	} {
 		o := base(ok.URL)
 		mod(&o)

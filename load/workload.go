@@ -26,8 +26,8 @@ type Workload interface {
 // the session's intended start (the open model's schedule), later ones from
 // when they are sent.
 type Session struct {
-	client *Client
-	start  time.Time
+	conns *Conns
+	start time.Time
 	// ID numbers the session (unique within a run).
 	ID uint64
 	// Rand is the session's random source.
@@ -38,7 +38,7 @@ type Session struct {
 func (s *Session) Do(ctx context.Context, call Call) Reply {
 	st := s.start
 	s.start = time.Time{}
-	return s.client.Do(ctx, call, st)
+	return s.conns.Do(ctx, call, st)
 }
 
 // Get is the plain workload: one request per session to one of URLs in
@@ -78,6 +78,11 @@ func checkURLs(urls []string) error {
 
 // Name implements Workload.
 func (g *Get) Name() string { return "get" }
+
+// DefaultConnections is Shared: plain requests are a load generator's
+// traffic (one pool, the most requests per second). Use PerSession to
+// model browser users.
+func (g *Get) DefaultConnections() Connections { return Shared }
 
 // Think implements Workload.
 func (g *Get) Think(rng *rand.Rand) time.Duration {

@@ -61,6 +61,8 @@ Usage errors exit 2. See docs/load.md.`,
 	f.DurationVar(&o.Duration, "duration", 0, "how long to send load (required)")
 	f.DurationVar(&o.ConnectTimeout, "connect-timeout", load.DefaultConnectTimeout, "per-request connect timeout")
 	f.DurationVar(&o.ResponseTimeout, "timeout", load.DefaultResponseTimeout, "per-request response timeout (from connection to end of body)")
+	f.StringVar(&o.Connections, "connections", "", "keep-alive connections: per-session (each user its own, as a browser) or shared (default: per-session for orders, shared for get)")
+	f.DurationVar(&o.IdleTimeout, "idle-timeout", load.DefaultIdleTimeout, "close a keep-alive connection unused this long (a browser's 5 min; an ALB closes at 60 s)")
 	f.DurationVar(&o.Think, "think", 0, "think time between sessions (orders default 10s, get default 0)")
 	f.Float64Var(&o.ThinkJitter, "think-jitter", 0.5, "think-time jitter as a fraction (uniform ±)")
 	f.StringVar(&o.Method, "method", "GET", "get workload: HTTP method")
