@@ -37,7 +37,8 @@ type Options struct {
 	Dialer *Dialer
 	// Logf receives progress lines (registrations, state changes, drains).
 	Logf func(format string, args ...any)
-	// Registry receives the metrics; a new registry by default.
+	// Registry receives the metrics; a new registry by default. The names
+	// are fixed (CloudWatch's), so one registry holds one load balancer.
 	Registry *prometheus.Registry
 	// AccessLog, when set, receives the access log instead of Config.AccessLog.
 	AccessLog io.Writer
