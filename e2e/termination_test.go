@@ -59,8 +59,12 @@ type scenario struct {
 	delay    time.Duration // zerodrop serve --shutdown-delay (graceful only)
 	// clean is what the scenario must show: no failed request, no lost or
 	// duplicated write, exit 0. Otherwise it must show failed requests,
-	// every one an ELB-made 502.
+	// each an ELB-made 502 for the victim.
 	clean bool
+	// storeClosedUnderRequests allows 503s answered by the victim itself:
+	// in unwaited mode the process closes its store while handlers are
+	// still running, and they answer 503 store_unavailable.
+	storeClosedUnderRequests bool
 }
 
 // outcome is what one scenario measured.
@@ -68,6 +72,7 @@ type outcome struct {
 	res         *results.Result
 	verify      *results.Verification
 	elbErrors   []accesslog.Entry // access-log entries the ALB made itself with a 5xx
+	tgtErrors   []accesslog.Entry // access-log entries with a 5xx from a target
 	elb5xxTotal float64           // HTTPCode_ELB_5XX_Count for the target group
 	elb502Total float64           // HTTPCode_ELB_502_Count for the target group
 	victim      string            // ip:port of the terminated pod
@@ -84,7 +89,7 @@ type outcome struct {
 func TestTerminationChain(t *testing.T) {
 	scenarios := []scenario{
 		{name: "immediate", shutdown: "immediate", delay: 1500 * time.Millisecond},
-		{name: "unwaited", shutdown: "unwaited", delay: 1500 * time.Millisecond},
+		{name: "unwaited", shutdown: "unwaited", delay: 1500 * time.Millisecond, storeClosedUnderRequests: true},
 		{name: "graceful", shutdown: "graceful", delay: 1500 * time.Millisecond, clean: true},
 		// The delay must cover the deregistration lag: 100 ms < 400 ms.
 		{name: "graceful-delay-below-lag", shutdown: "graceful", delay: 100 * time.Millisecond},
@@ -99,7 +104,7 @@ func TestTerminationChain(t *testing.T) {
 			if sc.clean {
 				checkClean(t, o)
 			} else {
-				checkFailures(t, o)
+				checkFailures(t, sc, o)
 			}
 		})
 	}
@@ -127,6 +132,9 @@ func checkClean(t *testing.T, o *outcome) {
 			t.Logf("  %s", fmtEntry(e))
 		}
 	}
+	if len(o.tgtErrors) != 0 {
+		t.Errorf("targets answered %d 5xx; first: %s", len(o.tgtErrors), fmtEntry(o.tgtErrors[0]))
+	}
 	// The scenario only proves something if the victim was still getting
 	// traffic while it drained.
 	if o.servedAfterSIGTERM == 0 {
@@ -135,8 +143,9 @@ func checkClean(t *testing.T, o *outcome) {
 }
 
 // checkFailures asserts a broken scenario's symptoms: users saw failures,
-// and each one was a 502 the ALB made itself for the terminated pod.
-func checkFailures(t *testing.T, o *outcome) {
+// and each one was a 502 the ALB made itself for the terminated pod (or,
+// where the scenario allows it, a 503 the pod answered as its store closed).
+func checkFailures(t *testing.T, sc scenario, o *outcome) {
 	t.Helper()
 	tot := o.res.Totals
 	if tot.Errors == 0 {
@@ -160,6 +169,15 @@ func checkFailures(t *testing.T, o *outcome) {
 			t.Errorf("ALB error outside the window from the SIGTERM to 1 s after the deregistration: %s", fmtEntry(e))
 		}
 	}
+	for _, e := range o.tgtErrors {
+		if !sc.storeClosedUnderRequests {
+			t.Errorf("a target answered a 5xx: %s", fmtEntry(e))
+			continue
+		}
+		if e.Target != o.victim || e.TargetStatusCode != 503 || e.Time.Before(o.sigtermAt) {
+			t.Errorf("target error %s: want only 503s from the victim %s after its SIGTERM", fmtEntry(e), o.victim)
+		}
+	}
 	// Client, access log and metrics are three views of the same requests.
 	var clientLB5xx int64
 	for k, n := range tot.FromLB {
@@ -167,9 +185,9 @@ func checkFailures(t *testing.T, o *outcome) {
 			clientLB5xx += n
 		}
 	}
-	if tot.Errors != clientLB5xx {
-		t.Errorf("%d failures seen by the client, %d of them ELB-made 5xx: failures with another cause %v",
-			tot.Errors, clientLB5xx, errorCounts(tot))
+	if tot.Errors != clientLB5xx+int64(len(o.tgtErrors)) {
+		t.Errorf("%d failures seen by the client; %d ELB-made 5xx and %d target 5xx in the access log: failures with another cause %v",
+			tot.Errors, clientLB5xx, len(o.tgtErrors), errorCounts(tot))
 	}
 	if int64(len(o.elbErrors)) != clientLB5xx {
 		t.Errorf("the ALB logged %d 5xx of its own, the client saw %d", len(o.elbErrors), clientLB5xx)
@@ -231,19 +249,23 @@ func runScenario(t *testing.T, sc scenario) *outcome {
 	if err != nil {
 		t.Fatal(err)
 	}
-	type runOut struct {
-		res *results.Result
-		err error
-	}
-	ran := make(chan runOut, 1)
+	var res *results.Result
+	var runErr error
+	ran := make(chan struct{})
 	go func() {
-		res, err := runner.Run(ctx)
-		ran <- runOut{res, err}
+		defer close(ran)
+		res, runErr = runner.Run(ctx)
+	}()
+	// Whatever happens below, the run (and its progress logging) ends
+	// before the test does.
+	defer func() {
+		cancel()
+		<-ran
 	}()
 	select {
 	case <-runner.Started():
-	case r := <-ran:
-		t.Fatalf("the load run ended before it started: %v", r.err)
+	case <-ran:
+		t.Fatalf("the load run ended before it started: %v", runErr)
 	}
 
 	// Delete pod-2: SIGTERM now, deregistration after the controller lag.
@@ -256,6 +278,7 @@ func runScenario(t *testing.T, sc scenario) *outcome {
 	if victim.exited() {
 		t.Fatalf("%s exited before it was terminated", victim.name)
 	}
+	victimTarget := targetDesc(t, victim.addr)
 	sigtermAt := time.Now()
 	runner.AddMark("termination", sigtermAt, time.Time{})
 	var wg sync.WaitGroup
@@ -269,7 +292,7 @@ func runScenario(t *testing.T, sc scenario) *outcome {
 			return
 		}
 		_, deregErr = admin.DeregisterTargets(ctx, alb.TargetsInput{
-			TargetGroupName: targetGroup, Targets: []alb.TargetDescription{targetDesc(t, victim.addr)},
+			TargetGroupName: targetGroup, Targets: []alb.TargetDescription{victimTarget},
 		})
 		deregisteredAt = time.Now()
 		runner.AddEvent(deregisteredAt, "deregister", "target deregistered", map[string]string{"target": victim.addr})
@@ -283,9 +306,9 @@ func runScenario(t *testing.T, sc scenario) *outcome {
 		t.Fatalf("deregistering %s: %v", victim.addr, deregErr)
 	}
 
-	r := <-ran
-	if r.err != nil {
-		t.Fatalf("load run: %v", r.err)
+	<-ran
+	if runErr != nil {
+		t.Fatalf("load run: %v", runErr)
 	}
 	exitCtx, exitCancel := context.WithTimeout(ctx, 10*time.Second)
 	defer exitCancel()
@@ -301,11 +324,14 @@ func runScenario(t *testing.T, sc scenario) *outcome {
 
 	// The ALB's view of the run, taken before the read-backs go through it.
 	entries := seen.all()
-	o := &outcome{res: r.res, victim: victim.addr, victimExit: code,
+	o := &outcome{res: res, victim: victim.addr, victimExit: code,
 		sigtermAt: sigtermAt, deregisteredAt: deregisteredAt}
 	for _, e := range entries {
-		if e.ELBGenerated() && e.ELBStatusCode >= 500 {
+		switch {
+		case e.ELBGenerated() && e.ELBStatusCode >= 500:
 			o.elbErrors = append(o.elbErrors, e)
+		case e.TargetStatusCode >= 500:
+			o.tgtErrors = append(o.tgtErrors, e)
 		}
 		if e.Target == victim.addr && e.TargetStatusCode != 0 && !e.RequestCreationTime.Before(sigtermAt) {
 			o.servedAfterSIGTERM++
@@ -452,6 +478,10 @@ func summary(sc scenario, o *outcome) string {
 	for _, e := range o.elbErrors {
 		reasons[fmt.Sprintf("%d %s", e.ELBStatusCode, e.ErrorReason)]++
 	}
+	tgt := ""
+	if len(o.tgtErrors) > 0 {
+		tgt = fmt.Sprintf(" | target-made 5xx: %d", len(o.tgtErrors))
+	}
 	window := ""
 	if len(o.elbErrors) > 0 {
 		first, last := o.elbErrors[0].Time, o.elbErrors[0].Time
@@ -465,8 +495,8 @@ func summary(sc scenario, o *outcome) string {
 		}
 		window = fmt.Sprintf(" from +%dms to +%dms", first.Sub(o.sigtermAt).Milliseconds(), last.Sub(o.sigtermAt).Milliseconds())
 	}
-	return fmt.Sprintf("%-24s requests=%d failed=%d %s | ALB-made: %s%s | writes acked=%d lost=%d dup=%d | victim served %d after SIGTERM, exit %d",
-		sc.name, tot.Requests, tot.Errors, fmtCounts(errorCounts(tot)), fmtCounts(reasons), window,
+	return fmt.Sprintf("%-24s requests=%d failed=%d %s | ALB-made: %s%s%s | writes acked=%d lost=%d dup=%d | victim served %d after SIGTERM, exit %d",
+		sc.name, tot.Requests, tot.Errors, fmtCounts(errorCounts(tot)), fmtCounts(reasons), window, tgt,
 		o.verify.Checked, len(o.verify.Lost), len(o.verify.Duplicates), o.servedAfterSIGTERM, o.victimExit)
 }
 
