@@ -86,6 +86,7 @@ func cleanEnv() []string {
 	return env
 }
 
+// exited reports whether the process has exited.
 func (p *serveProc) exited() bool {
 	select {
 	case <-p.done:

@@ -78,7 +78,7 @@ type outcome struct {
 	victim      string            // ip:port of the terminated pod
 	victimExit  int
 	// servedAfterSIGTERM counts requests the victim answered that reached
-	// the ALB after the SIGTERM (the drain at work, or the lag's victims).
+	// the ALB after the SIGTERM (in graceful mode: the drain at work).
 	servedAfterSIGTERM int
 	sigtermAt          time.Time
 	deregisteredAt     time.Time // when the DeregisterTargets call returned
@@ -458,6 +458,7 @@ func (l *entryLog) all() []accesslog.Entry {
 	return append([]accesslog.Entry(nil), l.list...)
 }
 
+// targetDesc turns an ip:port into the admin API's target description.
 func targetDesc(t *testing.T, addr string) alb.TargetDescription {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
@@ -519,6 +520,7 @@ func errorCounts(tot results.Totals) map[string]int {
 	return m
 }
 
+// fmtCounts renders counts as "[k=n ...]" in key order, or "none".
 func fmtCounts(m map[string]int) string {
 	if len(m) == 0 {
 		return "none"
@@ -535,6 +537,7 @@ func fmtCounts(m map[string]int) string {
 	return "[" + strings.Join(parts, " ") + "]"
 }
 
+// fmtEntry renders the access-log fields that explain a failure.
 func fmtEntry(e accesslog.Entry) string {
 	return fmt.Sprintf("elb=%d target=%q target_status=%d reason=%q request=%q at %s",
 		e.ELBStatusCode, e.Target, e.TargetStatusCode, e.ErrorReason, e.Request, e.Time.Format("15:04:05.000"))
