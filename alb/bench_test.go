@@ -88,11 +88,11 @@ func keepAliveLoad(tb testing.TB, addr string, conc, total int) loadResult {
 // fixed count, e.g. -bench Throughput -benchtime 40000x.
 func BenchmarkThroughput(b *testing.B) {
 	for _, bc := range []struct {
-		name      string
-		conc      int
-		accessLog bool
-		checkIdle bool
-	}{{"c1", 1, false, false}, {"c16", 16, false, false}, {"c16-accesslog", 16, true, false}, {"c16-checkidle", 16, false, true}} {
+		name        string
+		conc        int
+		accessLog   bool
+		reuseClosed bool // the pessimistic pool model, without the FIN check before reuse
+	}{{"c1", 1, false, false}, {"c16", 16, false, false}, {"c16-accesslog", 16, true, false}, {"c16-reuseclosed", 16, false, true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			body := make([]byte, 512)
 			be := startBackend(b, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -102,7 +102,7 @@ func BenchmarkThroughput(b *testing.B) {
 			if bc.accessLog {
 				logPath = filepath.Join(b.TempDir(), "access.log")
 			}
-			lb := startBenchLB(b, be.addr, logPath, bc.checkIdle)
+			lb := startBenchLB(b, be.addr, logPath, bc.reuseClosed)
 			keepAliveLoad(b, be.addr, bc.conc, 2000) // warm up both paths
 			keepAliveLoad(b, lb.Addr(), bc.conc, 2000)
 			b.ResetTimer()
@@ -126,9 +126,9 @@ func BenchmarkThroughput(b *testing.B) {
 	}
 }
 
-func startBenchLB(b *testing.B, target, accessLog string, checkIdle bool) *LoadBalancer {
+func startBenchLB(b *testing.B, target, accessLog string, reuseClosed bool) *LoadBalancer {
 	cfg := oneGroup(HealthCheckConfig{Enabled: boolp(false)}, target)
-	cfg.CheckIdleConnections = checkIdle
+	cfg.ReuseClosedIdleConnections = reuseClosed
 	cfg.Listen, cfg.Admin, cfg.AccessLog = "127.0.0.1:0", "off", accessLog
 	lb, err := New(cfg, Options{})
 	if err != nil {

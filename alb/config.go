@@ -64,11 +64,15 @@ type Config struct {
 	IdleTimeout Duration `json:"idleTimeout,omitempty"`
 	// ConnectTimeout bounds a connection to a target (10s on a real ALB).
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
-	// CheckIdleConnections makes the load balancer look for a FIN on a
-	// pooled connection before reusing it. Off by default: like the ALB, a
-	// connection the target closed while idle is then found dead only by
-	// the request sent on it (502).
-	CheckIdleConnections bool `json:"checkIdleConnections,omitempty"`
+	// ReuseClosedIdleConnections selects a pessimistic model of the target
+	// connection pools. By default, like the ALB, the load balancer notices
+	// a FIN (or unsolicited data) on an idle pooled connection and does not
+	// reuse it, so a target closing idle keep-alive connections costs a 502
+	// only in the true race: the close crosses a request already on its way.
+	// With this set the load balancer reuses such a connection blindly and
+	// every request sent on a connection the target closed while idle is a
+	// 502 — far more than a real ALB shows; use it to model a worst case.
+	ReuseClosedIdleConnections bool `json:"reuseClosedIdleConnections,omitempty"`
 	// AccessLog is a file path, "-" for stdout, or empty for none.
 	AccessLog string `json:"accessLog,omitempty"`
 	// ControlPlaneLatency delays each accepted admin operation before the

@@ -100,16 +100,18 @@ func (tc *targetConn) abort() {
 }
 
 // pool holds the idle keep-alive connections to one target. It reuses the
-// most recently used connection first and, like the ALB, does not watch
-// idle connections: one the target closed while idle is found dead only
-// when the next request is sent on it. With check set it looks at the
-// socket before reuse instead (Config.CheckIdleConnections), which leaves
-// only the true race: a close that crosses the request on the wire.
+// most recently used connection first. Like the ALB, it looks at an idle
+// connection's socket before reusing it and drops one the target has
+// closed (a FIN, or unsolicited bytes ahead of a close), which leaves only
+// the true keep-alive race: a close that crosses the request on the wire.
+// With reuseClosed set (Config.ReuseClosedIdleConnections) it skips that
+// look, and a connection the target closed while idle is found dead only by
+// the request sent on it.
 type pool struct {
-	addr   string
-	dialer *Dialer
-	idle   time.Duration // load balancer idle timeout (scaled)
-	check  bool          // look for a FIN before reusing an idle connection
+	addr        string
+	dialer      *Dialer
+	idle        time.Duration // load balancer idle timeout (scaled)
+	reuseClosed bool          // do not look for a FIN before reusing an idle connection
 
 	mu     sync.Mutex
 	free   []*targetConn
@@ -126,7 +128,7 @@ func (p *pool) get(now time.Time) *targetConn {
 		tc := p.free[len(p.free)-1]
 		p.free[len(p.free)-1] = nil
 		p.free = p.free[:len(p.free)-1]
-		if p.idle > 0 && now.Sub(tc.idleSince) >= p.idle || p.check && !connAlive(tc.conn) {
+		if p.idle > 0 && now.Sub(tc.idleSince) >= p.idle || !p.reuseClosed && !connAlive(tc.conn) {
 			tc.conn.Close()
 			p.open--
 			continue

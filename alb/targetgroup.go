@@ -124,7 +124,7 @@ func (g *targetGroup) acceptRegister(addr string) (apply bool, err error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	t := &target{
 		addr:   addr,
-		pool:   &pool{addr: addr, dialer: g.lb.dialer, idle: g.lb.idleTimeout(), check: g.lb.cfg.CheckIdleConnections},
+		pool:   &pool{addr: addr, dialer: g.lb.dialer, idle: g.lb.idleTimeout(), reuseClosed: g.lb.cfg.ReuseClosedIdleConnections},
 		cutCtx: ctx, cut: cancel,
 		health: StateInitial, reason: ReasonRegistrationInProgress,
 		desc: "Target registration is in progress",

@@ -25,7 +25,7 @@ func newALBCmd() *cobra.Command {
 		healthy, unhealthy                                         int
 		timeScale                                                  float64
 		output                                                     string
-		noHealthCheck, checkIdle                                   bool
+		noHealthCheck, reuseClosed                                 bool
 	)
 	cmd := &cobra.Command{
 		Use:   "alb",
@@ -93,8 +93,8 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 			if f.Changed("access-log") {
 				cfg.AccessLog = accessLog
 			}
-			if f.Changed("check-idle-connections") {
-				cfg.CheckIdleConnections = checkIdle
+			if f.Changed("reuse-closed-idle-connections") {
+				cfg.ReuseClosedIdleConnections = reuseClosed
 			}
 			if f.Changed("time-scale") || configFile == "" {
 				cfg.TimeScale = timeScale
@@ -159,7 +159,7 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 	f.DurationVar(&deregDelay, "deregistration-delay", 300*time.Second, "deregistration_delay.timeout_seconds, 0-3600s")
 	f.DurationVar(&slowStart, "slow-start", 0, "slow_start.duration_seconds: 0 or 30s-900s")
 	f.StringVar(&algorithm, "algorithm", alb.RoundRobin, "round_robin or least_outstanding_requests")
-	f.BoolVar(&checkIdle, "check-idle-connections", false, "look for a FIN before reusing a pooled target connection (narrows the keep-alive race; off by default, matching reported ALB behaviour)")
+	f.BoolVar(&reuseClosed, "reuse-closed-idle-connections", false, "pessimistic model: reuse pooled target connections without looking for the target's FIN, so every request sent on a connection the target closed while idle is a 502 (default: like the ALB, only a close that crosses a request is)")
 	f.DurationVar(&idleTimeout, "idle-timeout", 60*time.Second, "idle_timeout.timeout_seconds, 1s-4000s")
 	return cmd
 }
