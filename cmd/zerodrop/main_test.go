@@ -169,3 +169,18 @@ func TestUnknownCommand(t *testing.T) {
 		t.Fatalf("unknown command: exit %d, stderr %q", r.code, r.stderr)
 	}
 }
+
+func FuzzParseSleepDuration(f *testing.F) {
+	for _, s := range []string{"20", "20s", "1m30s", "-1s", "", "9999999999999", "1e3s", "0x10", " 5s"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		d, err := parseSleepDuration(s)
+		if err == nil && d < 0 {
+			t.Fatalf("parseSleepDuration(%q) = %v: accepted a negative duration", s, d)
+		}
+		if err != nil && !strings.Contains(err.Error(), "invalid duration") {
+			t.Fatalf("parseSleepDuration(%q): unclear error %v", s, err)
+		}
+	})
+}
