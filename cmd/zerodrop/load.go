@@ -48,7 +48,6 @@ Usage errors exit 2. See docs/load.md.`,
 			}
 		},
 	}
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExitCode(2, err) })
 	f := cmd.Flags()
 	f.StringArrayVar(&o.URLs, "url", nil, "target URL (repeat for several; orders: the service base URL)")
 	f.StringVar(&o.Workload, "workload", "get", "workload: get or orders")

@@ -62,6 +62,5 @@ Every flag has an environment variable; a flag wins over it. See docs/serve.md.`
 	fl.StringVar(&v.delay, "shutdown-delay", "15s", "keep serving this long after SIGTERM, readiness failing (env ZERODROP_SHUTDOWN_DELAY)")
 	fl.StringVar(&v.timeout, "shutdown-timeout", "10s", "then let in-flight requests run this long (env ZERODROP_SHUTDOWN_TIMEOUT)")
 	fl.StringVar(&v.logFormat, "log-format", "text", "text | json (env "+service.EnvLogFormat+")")
-	cmd.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return withExitCode(2, err) })
 	return cmd
 }
