@@ -17,6 +17,7 @@ admin: 127.0.0.1:0
 timeScale: 0.5
 defaults: api
 idleTimeout: 30s
+reuseClosedIdleConnections: true
 controlPlaneLatency:
   default: 2s
   perOperation:
@@ -61,6 +62,9 @@ func TestParseConfig(t *testing.T) {
 	if time.Duration(*cn.DeregistrationDelay) != 300*time.Second || cn.Algorithm != LeastOutstandingRequests || time.Duration(cn.HealthCheck.Interval) != 30*time.Second {
 		t.Fatalf("canary group %+v", cn)
 	}
+	if !full.ReuseClosedIdleConnections {
+		t.Fatal("reuseClosedIdleConnections: true not read")
+	}
 	if full.ControlPlaneLatency.For("ModifyRule") != 70*time.Second || full.ControlPlaneLatency.For("RegisterTargets") != 2*time.Second {
 		t.Fatalf("latency %+v", full.ControlPlaneLatency)
 	}
@@ -99,6 +103,11 @@ func TestParseConfigErrorsNameFileLineField(t *testing.T) {
 				t.Fatalf("message %q does not start with the file", err)
 			}
 		})
+	}
+	// The removed key says what replaced it.
+	if _, err := ParseConfig([]byte("name: x\ncheckIdleConnections: true\n"), "lb.yaml"); err == nil ||
+		!strings.Contains(err.Error(), "lb.yaml:2: checkIdleConnections") || !strings.Contains(err.Error(), "reuseClosedIdleConnections") {
+		t.Errorf("removed checkIdleConnections: error %v, want one naming the line and its replacement", err)
 	}
 	if _, err := ParseConfig([]byte("name: [unclosed\n"), "x.yaml"); err == nil {
 		t.Error("broken YAML accepted")

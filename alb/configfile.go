@@ -61,6 +61,9 @@ func ParseConfig(data []byte, file string) (Config, error) {
 		if m := reUnknownField.FindStringSubmatch(msg); m != nil {
 			ce.Field = m[1]
 			ce.Msg = "unknown field"
+			if lastSegment(m[1]) == "checkIdleConnections" {
+				ce.Msg = "unknown field (removed: the FIN check before reusing a pooled connection is now the default; reuseClosedIdleConnections: true selects the old pessimistic model)"
+			}
 			ce.Line = findKeyLine(data, []string{lastSegment(m[1])})
 		} else if m := reGoField.FindStringSubmatch(msg); m != nil {
 			ce.Field = m[1]
