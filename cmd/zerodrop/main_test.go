@@ -184,3 +184,20 @@ func FuzzParseSleepDuration(f *testing.F) {
 		}
 	})
 }
+
+func TestALBUsageErrorsNameTheFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"alb", "--listen", "127.0.0.1:0", "--admin", "off", "--target", "127.0.0.2:1", "--interval", "1s"}, "--interval"},
+		{[]string{"alb", "-o", "xml"}, `-o "xml"`},
+		{[]string{"alb", "--config", "no/such/lb.yaml"}, "no/such/lb.yaml"},
+		{[]string{"alb", "--config", "lb.yaml", "--target", "127.0.0.2:1"}, "--target cannot be combined with --config"},
+	} {
+		r := zerodrop(t, "", tc.args...)
+		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("zerodrop %v: exit %d, stderr %q; want exit 2 naming %s", tc.args, r.code, r.stderr, tc.want)
+		}
+	}
+}
