@@ -35,10 +35,20 @@ func targetAddrs(ts []TargetDescription) ([]string, error) {
 	return out, nil
 }
 
-// RegisterTargets registers ip:port targets in a target group. The API
-// shows them at once (initial, Elb.RegistrationInProgress); the data plane
-// starts health-checking them after the control-plane latency.
-func (lb *LoadBalancer) RegisterTargets(in TargetsInput) (AcceptedOutput, error) {
+// targetChange is one of the two target-set operations: a check of every
+// target before anything changes, the API-side acceptance of one target
+// (false when it is a no-op), and the data-plane change applied after the
+// control-plane latency.
+type targetChange struct {
+	op     string
+	check  func(g *targetGroup, addr string) error // called with g.mu held
+	accept func(g *targetGroup, addr string) (bool, error)
+	apply  func(g *targetGroup, addr string)
+}
+
+// changeTargets validates every target of in first, so that a bad one
+// changes nothing, then accepts them and schedules the data-plane change.
+func (lb *LoadBalancer) changeTargets(in TargetsInput, c targetChange) (AcceptedOutput, error) {
 	g, err := lb.group(in.TargetGroupName)
 	if err != nil {
 		return AcceptedOutput{}, err
@@ -49,16 +59,15 @@ func (lb *LoadBalancer) RegisterTargets(in TargetsInput) (AcceptedOutput, error)
 	}
 	g.mu.Lock()
 	for _, a := range addrs {
-		if t := g.find(a); t != nil && t.deregistered {
+		if err := c.check(g, a); err != nil {
 			g.mu.Unlock()
-			return AcceptedOutput{}, &APIError{Status: 400, Code: "InvalidTarget", Message: fmt.Sprintf(
-				"target %s is draining in target group %s; it cannot be registered again until its deregistration delay has passed", a, g.name)}
+			return AcceptedOutput{}, err
 		}
 	}
 	g.mu.Unlock()
 	var accepted []string
 	for _, a := range addrs {
-		ok, err := g.acceptRegister(a)
+		ok, err := c.accept(g, a)
 		if err != nil {
 			return AcceptedOutput{}, err
 		}
@@ -66,11 +75,29 @@ func (lb *LoadBalancer) RegisterTargets(in TargetsInput) (AcceptedOutput, error)
 			accepted = append(accepted, a)
 		}
 	}
-	return lb.schedule("RegisterTargets", func() {
+	return lb.schedule(c.op, func() {
 		for _, a := range accepted {
-			g.applyRegister(a)
+			c.apply(g, a)
 		}
 	}), nil
+}
+
+// RegisterTargets registers ip:port targets in a target group. The API
+// shows them at once (initial, Elb.RegistrationInProgress); the data plane
+// starts health-checking them after the control-plane latency.
+func (lb *LoadBalancer) RegisterTargets(in TargetsInput) (AcceptedOutput, error) {
+	return lb.changeTargets(in, targetChange{
+		op: "RegisterTargets",
+		check: func(g *targetGroup, a string) error {
+			if t := g.find(a); t != nil && t.deregistered {
+				return &APIError{Status: 400, Code: "InvalidTarget", Message: fmt.Sprintf(
+					"target %s is draining in target group %s; it cannot be registered again until its deregistration delay has passed", a, g.name)}
+			}
+			return nil
+		},
+		accept: (*targetGroup).acceptRegister,
+		apply:  (*targetGroup).applyRegister,
+	})
 }
 
 // DeregisterTargets deregisters targets. The API shows them draining at
@@ -78,37 +105,17 @@ func (lb *LoadBalancer) RegisterTargets(in TargetsInput) (AcceptedOutput, error)
 // control-plane latency and cuts what is still in flight when the
 // deregistration delay ends.
 func (lb *LoadBalancer) DeregisterTargets(in TargetsInput) (AcceptedOutput, error) {
-	g, err := lb.group(in.TargetGroupName)
-	if err != nil {
-		return AcceptedOutput{}, err
-	}
-	addrs, err := targetAddrs(in.Targets)
-	if err != nil {
-		return AcceptedOutput{}, err
-	}
-	g.mu.Lock()
-	for _, a := range addrs {
-		if g.find(a) == nil {
-			g.mu.Unlock()
-			return AcceptedOutput{}, &APIError{Status: 400, Code: "InvalidTarget", Message: fmt.Sprintf("target %s is not registered in target group %s", a, g.name)}
-		}
-	}
-	g.mu.Unlock()
-	var accepted []string
-	for _, a := range addrs {
-		ok, err := g.acceptDeregister(a)
-		if err != nil {
-			return AcceptedOutput{}, err
-		}
-		if ok {
-			accepted = append(accepted, a)
-		}
-	}
-	return lb.schedule("DeregisterTargets", func() {
-		for _, a := range accepted {
-			g.applyDeregister(a)
-		}
-	}), nil
+	return lb.changeTargets(in, targetChange{
+		op: "DeregisterTargets",
+		check: func(g *targetGroup, a string) error {
+			if g.find(a) == nil {
+				return &APIError{Status: 400, Code: "InvalidTarget", Message: fmt.Sprintf("target %s is not registered in target group %s", a, g.name)}
+			}
+			return nil
+		},
+		accept: (*targetGroup).acceptDeregister,
+		apply:  (*targetGroup).applyDeregister,
+	})
 }
 
 // DescribeTargetHealth reports target states and reason codes.
