@@ -51,7 +51,8 @@ func benchThroughput(b *testing.B, conns Connections) {
 
 // BenchmarkLongRunMemory runs the open model for a while and reports the
 // live heap after it: with no per-request storage it stays flat however
-// many requests were sent.
+// many requests were sent. It also reports the latency tail next to the
+// generator's own dispatch lag, and how many arrivals waited for the cap.
 func BenchmarkLongRunMemory(b *testing.B) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
@@ -80,5 +81,12 @@ func BenchmarkLongRunMemory(b *testing.B) {
 		<-done
 		b.ReportMetric(float64(res.Totals.Requests), "requests")
 		b.ReportMetric(float64(peak.Load())/(1<<20), "peak-heap-MiB")
+		b.ReportMetric(res.Latency.P50MS, "p50-ms")
+		b.ReportMetric(res.Latency.P99MS, "p99-ms")
+		if g := res.Generator; g != nil {
+			b.ReportMetric(g.DispatchLag.P50MS, "lag-p50-ms")
+			b.ReportMetric(g.DispatchLag.P99MS, "lag-p99-ms")
+			b.ReportMetric(float64(g.WaitedForCap), "waited")
+		}
 	}
 }

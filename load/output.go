@@ -217,6 +217,10 @@ func WriteSummary(w io.Writer, res *results.Result) error {
 	fmt.Fprintf(bw, "requests  %d (%.1f/s)   errors %d (%.3f%%)\n", t.Requests, rate, t.Errors, 100*t.ErrorRate)
 	l := res.Latency
 	fmt.Fprintf(bw, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", ms(l.P50MS), ms(l.P90MS), ms(l.P99MS), ms(l.P999MS), ms(l.MaxMS))
+	if g := res.Generator; g != nil {
+		d := g.DispatchLag
+		fmt.Fprintf(bw, "generator lag p50 %s  p99 %s  max %s; %d arrivals waited for --max-in-flight\n", ms(d.P50MS), ms(d.P99MS), ms(d.MaxMS), g.WaitedForCap)
+	}
 	keys := res.Keys()
 	fmt.Fprint(bw, "outcomes ")
 	for _, k := range keys {

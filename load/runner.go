@@ -23,7 +23,8 @@ const (
 	Closed Model = "closed"
 	// Open: Profile.At(t) session arrivals per second, whether or not
 	// earlier ones finished (up to MaxInFlight at once; later arrivals
-	// wait, and their wait counts in their latency).
+	// wait, and their wait counts in their latency). The result's
+	// Generator reports how late arrivals were dispatched.
 	Open Model = "open"
 )
 
@@ -319,22 +320,35 @@ func (r *Runner) session(ctx context.Context, conns *Conns, rng *rand.Rand, star
 	r.cfg.Workload.Session(ctx, s)
 }
 
+// arrival is one scheduled open-model session handed to a worker.
+type arrival struct {
+	// at is the scheduled start; the session's latency counts from it.
+	at time.Time
+	// waited is true when no worker was free at the time it was due.
+	waited bool
+}
+
 // runOpen schedules arrivals at Profile.At(t) per second. A pool of
 // MaxInFlight workers takes arrivals in order; when all are busy, arrivals
-// wait and their latency counts from the scheduled time. Arrivals stop at
-// the deadline of loadCtx; hardCtx cancels requests in flight.
+// wait and their latency counts from the scheduled time. Each arrival's
+// dispatch lag (scheduled start to the moment a worker begins it) goes to
+// the recorder apart, so the generator's own lateness is visible. Arrivals
+// stop at the deadline of loadCtx; hardCtx cancels requests in flight.
 func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
-	arrivals := make(chan time.Time, r.cfg.MaxInFlight)
+	// Unbuffered: a send that does not block at once found no idle worker,
+	// which is exactly "every in-flight slot is busy".
+	arrivals := make(chan arrival)
 	var wg sync.WaitGroup
 	for i := range r.cfg.MaxInFlight {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			rng := rand.New(rand.NewPCG(seed, uint64(i)))
-			for at := range arrivals {
+			for a := range arrivals {
+				r.rec.RecordDispatch(time.Since(a.at), a.waited)
 				// Each arrival is a new user: its connections end with it.
 				conns := r.userConns()
-				r.session(hardCtx, conns, rng, at)
+				r.session(hardCtx, conns, rng, a.at)
 				conns.Close()
 			}
 		}()
@@ -374,7 +388,7 @@ func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
 			continue
 		}
 		select {
-		case arrivals <- next:
+		case arrivals <- arrival{at: next}:
 			continue
 		default:
 		}
@@ -382,7 +396,7 @@ func (r *Runner) runOpen(loadCtx, hardCtx context.Context, seed uint64) {
 		// next). Arrivals due before the end are still sent after it, up
 		// to one request timeout later.
 		select {
-		case arrivals <- next:
+		case arrivals <- arrival{at: next, waited: true}:
 		case <-drain.Done():
 			r.rec.AddEvent(time.Now(), "overload", "scheduled arrivals were never sent: every worker stayed busy past the end of the run", nil)
 			return

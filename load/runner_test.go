@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -67,6 +68,64 @@ func TestOpenModelLatencyIncludesQueueing(t *testing.T) {
 	closed := run(t, Config{Workload: g, Model: Closed, Profile: Constant{1}, Duration: 500 * time.Millisecond})
 	if closed.Latency.MaxMS > 250 {
 		t.Fatalf("closed-model max latency %.1f ms, want about the 50 ms service time", closed.Latency.MaxMS)
+	}
+}
+
+// With one in-flight slot and a 50 ms service, arrivals at 40/s queue up
+// behind each other: their dispatch lag grows to hundreds of milliseconds
+// and they are counted as waiting for the cap, while latency minus that lag
+// stays the service time. Against a fast service at a modest rate, the lag
+// stays small and nothing waits. The closed model paces nothing and reports
+// no generator.
+func TestOpenModelReportsDispatchLag(t *testing.T) {
+	srv := slowServer(t, 50*time.Millisecond, 200)
+	g, _ := NewGet([]string{srv.URL}, "", nil, nil)
+	res := run(t, Config{Workload: g, Model: Open, Profile: Constant{40}, MaxInFlight: 1, Duration: 500 * time.Millisecond})
+	gen := res.Generator
+	if gen == nil {
+		t.Fatal("open-model result has no generator section")
+	}
+	lag := gen.DispatchLag
+	if lag.Count != res.Totals.Requests {
+		t.Errorf("dispatch lag counts %d arrivals, %d requests were sent", lag.Count, res.Totals.Requests)
+	}
+	// ~20 arrivals served one at a time at 50 ms: the last waits ~0.5 s.
+	if lag.MaxMS < 300 {
+		t.Errorf("max dispatch lag %.1f ms: the wait for the single slot is missing", lag.MaxMS)
+	}
+	// All but the first (and any that happened to come as the slot freed)
+	// found the slot busy.
+	if gen.WaitedForCap < lag.Count/2 || gen.WaitedForCap > lag.Count {
+		t.Errorf("%d of %d arrivals waited for the cap, want most", gen.WaitedForCap, lag.Count)
+	}
+	// Every request's latency is its lag plus a >= 50 ms service, so the
+	// maxima differ by about the service time, not by the queueing.
+	service := res.Latency.MaxMS - lag.MaxMS
+	if service < 45 || service > 250 {
+		t.Errorf("max latency %.1f ms - max lag %.1f ms = %.1f ms, want about the 50 ms service time", res.Latency.MaxMS, lag.MaxMS, service)
+	}
+
+	fast := slowServer(t, 0, 204)
+	gf, _ := NewGet([]string{fast.URL}, "", nil, nil)
+	res = run(t, Config{Workload: gf, Model: Open, Profile: Constant{50}, MaxInFlight: 50, Duration: 500 * time.Millisecond})
+	gen = res.Generator
+	if gen == nil {
+		t.Fatal("open-model result has no generator section")
+	}
+	if gen.DispatchLag.Count != res.Totals.Requests || gen.DispatchLag.Count < 15 {
+		t.Errorf("dispatch lag counts %d arrivals for %d requests", gen.DispatchLag.Count, res.Totals.Requests)
+	}
+	// Loose: only timer and scheduler delay, far below the slow case.
+	if gen.DispatchLag.P50MS > 100 {
+		t.Errorf("median dispatch lag %.1f ms against a fast service at 50/s", gen.DispatchLag.P50MS)
+	}
+	if gen.WaitedForCap > gen.DispatchLag.Count/5 {
+		t.Errorf("%d of %d arrivals waited for the cap with 50 slots and a fast service", gen.WaitedForCap, gen.DispatchLag.Count)
+	}
+
+	closed := run(t, Config{Workload: gf, Model: Closed, Profile: Constant{1}, Duration: 200 * time.Millisecond})
+	if closed.Generator != nil {
+		t.Errorf("closed-model result has a generator section: %+v", closed.Generator)
 	}
 }
 
@@ -188,6 +247,13 @@ func TestMainGatesAndOutputs(t *testing.T) {
 	}
 	if res.Totals.Counts["200"] < 10 || len(res.Marks) != 1 {
 		t.Fatalf("result %+v", res.Totals)
+	}
+	if res.Generator == nil || res.Generator.DispatchLag.Count != res.Totals.Requests {
+		t.Errorf("result file's generator = %+v for %d requests", res.Generator, res.Totals.Requests)
+	}
+	summary := o.Stdout.(*bytes.Buffer).String()
+	if !regexp.MustCompile(`(?m)^generator lag p50 \S+  p99 \S+  max \S+; \d+ arrivals waited for --max-in-flight$`).MatchString(summary) {
+		t.Errorf("summary has no generator line:\n%s", summary)
 	}
 	csvData, _ := os.ReadFile(o.CSV)
 	if !strings.HasPrefix(string(csvData), "offset_s,requests,errors,error_rate,p50_ms,p99_ms,max_ms,200\n") {

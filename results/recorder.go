@@ -46,6 +46,10 @@ type Recorder struct {
 	marks   []*markState
 	events  []Event
 	pool    []*hdrhistogram.Histogram
+	// lag is the open model's dispatch lag (nil until the first arrival);
+	// waited counts the arrivals that waited for the in-flight cap.
+	lag    *hdrhistogram.Histogram
+	waited int64
 	// flushed is the highest bucket index whose latency was finalised.
 	flushed int64
 }
@@ -108,13 +112,7 @@ func (r *Recorder) Start() time.Time { return r.start }
 
 // Record counts one request.
 func (r *Recorder) Record(s Sample) {
-	us := s.Latency.Microseconds()
-	if us < histMinUS {
-		us = histMinUS
-	}
-	if us > histMaxUS {
-		us = histMaxUS
-	}
+	us := clampUS(s.Latency)
 	idx := int64(0)
 	if d := s.Start.Sub(r.start); d > 0 {
 		idx = int64(d / r.bucket)
@@ -156,6 +154,28 @@ func (r *Recorder) Record(s Sample) {
 		}
 		_ = m.hist.RecordValue(us)
 	}
+}
+
+// RecordDispatch counts one paced (open-model) arrival: lag is how late it
+// was dispatched after its scheduled start, waited whether it found every
+// in-flight slot busy. The result carries a Generator once any arrival was
+// recorded. Memory stays bounded: one histogram for the whole run.
+func (r *Recorder) RecordDispatch(lag time.Duration, waited bool) {
+	us := clampUS(lag)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.lag == nil {
+		r.lag = hdrhistogram.New(histMinUS, histMaxUS, histTotalSigs)
+	}
+	_ = r.lag.RecordValue(us)
+	if waited {
+		r.waited++
+	}
+}
+
+// clampUS converts d to microseconds within the histograms' range.
+func clampUS(d time.Duration) int64 {
+	return min(max(d.Microseconds(), histMinUS), histMaxUS)
 }
 
 func (r *Recorder) newBucketHist() *hdrhistogram.Histogram {
@@ -291,6 +311,9 @@ func (r *Recorder) Finish(end time.Time) *Result {
 	}
 	if res.BucketMS <= 0 {
 		res.BucketMS = 1
+	}
+	if r.lag != nil {
+		res.Generator = &Generator{DispatchLag: summarize(r.lag), WaitedForCap: r.waited}
 	}
 	res.Meta.End = end
 	if end.Before(res.Meta.Start) {

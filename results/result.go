@@ -58,6 +58,24 @@ type Result struct {
 	Events []Event `json:"events,omitempty"`
 	// Verify is the lost-write check, when one ran.
 	Verify *Verification `json:"verify,omitempty"`
+	// Generator is the load generator's own pacing, when it paced arrivals
+	// (the open model); nil otherwise.
+	Generator *Generator `json:"generator,omitempty"`
+}
+
+// Generator describes how punctually the load generator itself dispatched
+// open-model arrivals. Latency counts from each arrival's scheduled start,
+// so it includes this lag; reported apart, it tells generator lag from
+// service latency.
+type Generator struct {
+	// DispatchLag summarises, per arrival, how late it was dispatched: from
+	// its scheduled start to when a worker began it (its first request is
+	// sent right after). Timer granularity, scheduler stalls and waiting for
+	// a free in-flight slot all show here.
+	DispatchLag Latency `json:"dispatch_lag"`
+	// WaitedForCap counts the arrivals that found every in-flight slot
+	// (--max-in-flight) busy when they were due and had to wait for one.
+	WaitedForCap int64 `json:"waited_for_cap"`
 }
 
 // Meta describes a run.
@@ -356,7 +374,8 @@ func describeJSONError(data []byte, err error) error {
 
 // Validate checks that r is internally consistent: known version and
 // source, valid outcome keys, non-negative counts, ordered buckets, totals
-// that match their counts, marks that end after they start.
+// that match their counts, marks that end after they start, no more
+// arrivals waiting for the in-flight cap than were dispatched.
 func (r *Result) Validate() error {
 	if r.SchemaVersion != SchemaVersion {
 		return fmt.Errorf("field schema_version: %d is not supported (want %d)", r.SchemaVersion, SchemaVersion)
@@ -419,6 +438,14 @@ func (r *Result) Validate() error {
 	for i, e := range r.Events {
 		if e.Kind == "" {
 			return fmt.Errorf("field events[%d].kind: missing", i)
+		}
+	}
+	if g := r.Generator; g != nil {
+		if err := g.DispatchLag.validate("generator.dispatch_lag"); err != nil {
+			return err
+		}
+		if g.WaitedForCap < 0 || g.WaitedForCap > g.DispatchLag.Count {
+			return fmt.Errorf("field generator.waited_for_cap: %d is not within 0..%d (dispatch_lag.count)", g.WaitedForCap, g.DispatchLag.Count)
 		}
 	}
 	if v := r.Verify; v != nil {

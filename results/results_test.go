@@ -23,6 +23,12 @@ func sampleResult(t *testing.T) *Result {
 	rec.Record(Sample{Start: t0.Add(2200 * time.Millisecond), Latency: time.Millisecond, Outcome: string(Reset)})
 	rec.Record(Sample{Start: t0.Add(3500 * time.Millisecond), Latency: time.Millisecond, Outcome: "409"})
 	rec.AddEvent(t0.Add(2*time.Second), "scale", "replicas 4 -> 2", map[string]string{"replicas": "2"})
+	// The open model's pacing: three arrivals on time, one 40 ms late
+	// because every in-flight slot was busy.
+	for _, lag := range []time.Duration{100 * time.Microsecond, 200 * time.Microsecond, 300 * time.Microsecond} {
+		rec.RecordDispatch(lag, false)
+	}
+	rec.RecordDispatch(40*time.Millisecond, true)
 	return rec.Finish(t0.Add(5 * time.Second))
 }
 
@@ -66,6 +72,38 @@ func TestRecorderCountsTimelineAndMarks(t *testing.T) {
 	if got := r.Keys(); !reflect.DeepEqual(got, []string{"200", "409", "502", "reset"}) {
 		t.Errorf("Keys() = %v", got)
 	}
+	g := r.Generator
+	if g == nil {
+		t.Fatal("no generator summary after RecordDispatch")
+	}
+	if g.DispatchLag.Count != 4 || g.WaitedForCap != 1 {
+		t.Errorf("generator = %d arrivals, %d waited; want 4, 1", g.DispatchLag.Count, g.WaitedForCap)
+	}
+	if g.DispatchLag.P50MS < 0.19 || g.DispatchLag.P50MS > 0.21 || g.DispatchLag.MaxMS < 39.9 || g.DispatchLag.MaxMS > 40.1 {
+		t.Errorf("dispatch lag = %+v, want p50 0.2 ms, max 40 ms", g.DispatchLag)
+	}
+	// Service latency is not touched by the pacing record.
+	if r.Latency.Count != 13 {
+		t.Errorf("latency count = %d after dispatch records, want 13", r.Latency.Count)
+	}
+}
+
+// A recorder that paced no arrivals (the closed model, the analyzer) writes
+// no generator section, so older readers see the same document.
+func TestNoGeneratorWithoutDispatch(t *testing.T) {
+	rec := NewRecorder(t0, RecorderOptions{})
+	rec.Record(Sample{Start: t0, Latency: time.Millisecond, Outcome: "200"})
+	r := rec.Finish(t0.Add(time.Second))
+	if r.Generator != nil {
+		t.Fatalf("generator = %+v, want none", r.Generator)
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(buf.String(), "generator") {
+		t.Fatalf("encoded result mentions generator:\n%s", buf.String())
+	}
 }
 
 func TestRoundTripAndSchema(t *testing.T) {
@@ -108,6 +146,7 @@ func mutate(t *testing.T, f func(m map[string]any)) []byte {
 
 func TestDecodeAndSchemaRejectBadDocuments(t *testing.T) {
 	totals := func(m map[string]any) map[string]any { return m["totals"].(map[string]any) }
+	gen := func(m map[string]any) map[string]any { return m["generator"].(map[string]any) }
 	cases := []struct {
 		name       string
 		mutate     func(m map[string]any)
@@ -130,6 +169,13 @@ func TestDecodeAndSchemaRejectBadDocuments(t *testing.T) {
 		{"mark ends first", func(m map[string]any) { m["marks"].([]any)[0].(map[string]any)["end_ms"] = -5 }, "marks[0].end_ms", false},
 		{"wrong type", func(m map[string]any) { m["bucket_ms"] = "1000" }, "bucket_ms", true},
 		{"latency order", func(m map[string]any) { m["latency"].(map[string]any)["p50_ms"] = 1e9 }, "percentiles", false},
+		{"waited beyond arrivals", func(m map[string]any) { gen(m)["waited_for_cap"] = 5 }, "generator.waited_for_cap", false},
+		{"negative waited", func(m map[string]any) { gen(m)["waited_for_cap"] = -1 }, "generator.waited_for_cap", true},
+		{"generator without lag", func(m map[string]any) { delete(gen(m), "dispatch_lag") }, "generator", true},
+		{"generator unknown field", func(m map[string]any) { gen(m)["lag"] = 1 }, "lag", true},
+		{"lag order", func(m map[string]any) {
+			gen(m)["dispatch_lag"].(map[string]any)["p99_ms"] = 1e9
+		}, "generator.dispatch_lag", false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
