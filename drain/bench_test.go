@@ -57,57 +57,50 @@ func (l *lastRequest) send(b *testing.B, addr string) <-chan error {
 // ms/op; ns/op includes the fixed hold of the request.
 func BenchmarkReturnAfterLastRequest(b *testing.B) {
 	b.Run("drain", func(b *testing.B) {
-		var total time.Duration
-		for b.Loop() {
-			l := newLastRequest()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
+		benchReturn(b, func(l *lastRequest, ln net.Listener) (func(), func() error) {
 			s := drain.New(&http.Server{Handler: l}, drain.WithEnv(nil), drain.WithSignals(),
 				drain.WithDelay(0), drain.WithTimeout(10*time.Second))
 			ctx, cancel := context.WithCancel(context.Background())
 			served := make(chan error, 1)
 			go func() { served <- s.Serve(ctx, ln) }()
-			got := l.send(b, ln.Addr().String())
-			cancel()
-			time.Sleep(benchHold)
-			close(l.release)
-			if err := <-served; err != nil {
-				b.Fatalf("Serve: %v", err)
-			}
-			returned := time.Now()
-			if err := <-got; err != nil {
-				b.Fatalf("last request: %v", err)
-			}
-			total += returned.Sub(time.Unix(0, l.doneAt.Load()))
-		}
-		b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/op")
+			return cancel, func() error { return <-served }
+		})
 	})
 	b.Run("http.Server.Shutdown", func(b *testing.B) {
-		var total time.Duration
-		for b.Loop() {
-			l := newLastRequest()
-			ln, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				b.Fatal(err)
-			}
+		benchReturn(b, func(l *lastRequest, ln net.Listener) (func(), func() error) {
 			srv := &http.Server{Handler: l}
 			go srv.Serve(ln)
-			got := l.send(b, ln.Addr().String())
 			shut := make(chan error, 1)
-			go func() { shut <- srv.Shutdown(context.Background()) }()
-			time.Sleep(benchHold)
-			close(l.release)
-			if err := <-shut; err != nil {
-				b.Fatalf("Shutdown: %v", err)
-			}
-			returned := time.Now()
-			if err := <-got; err != nil {
-				b.Fatalf("last request: %v", err)
-			}
-			total += returned.Sub(time.Unix(0, l.doneAt.Load()))
-		}
-		b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/op")
+			return func() { go func() { shut <- srv.Shutdown(context.Background()) }() },
+				func() error { return <-shut }
+		})
 	})
+}
+
+// benchReturn measures one server variant: start serves l on ln and returns
+// stop (begin the shutdown) and wait (block until the server's shutdown
+// call returns). The last request is held in flight across stop.
+func benchReturn(b *testing.B, start func(l *lastRequest, ln net.Listener) (stop func(), wait func() error)) {
+	var total time.Duration
+	for b.Loop() {
+		l := newLastRequest()
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		stop, wait := start(l, ln)
+		got := l.send(b, ln.Addr().String())
+		stop()
+		time.Sleep(benchHold)
+		close(l.release)
+		if err := wait(); err != nil {
+			b.Fatalf("shutdown: %v", err)
+		}
+		returned := time.Now()
+		if err := <-got; err != nil {
+			b.Fatalf("last request: %v", err)
+		}
+		total += returned.Sub(time.Unix(0, l.doneAt.Load()))
+	}
+	b.ReportMetric(float64(total.Microseconds())/1e3/float64(b.N), "ms/op")
 }
