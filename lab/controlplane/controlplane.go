@@ -147,7 +147,9 @@ type Component struct {
 
 // Components returns the four programs in start order.
 func Components(c Config) []Component {
-	sec := func(d time.Duration) string { return strconv.Itoa(int(max(1, c.scaled(d).Round(time.Second)/time.Second))) }
+	sec := func(d time.Duration) string {
+		return strconv.Itoa(int(max(1, c.scaled(d).Round(time.Second)/time.Second)))
+	}
 	tol := c.TolerationSeconds
 	if tol == 0 {
 		tol = 300
