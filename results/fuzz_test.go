@@ -3,6 +3,7 @@ package results
 import (
 	"bytes"
 	"context"
+	"os"
 	"testing"
 )
 
@@ -17,6 +18,9 @@ func FuzzDecode(f *testing.F) {
 		f.Fatal(err)
 	}
 	f.Add(buf.Bytes())
+	if v1, err := os.ReadFile("testdata/v1-load.json"); err == nil {
+		f.Add(v1)
+	}
 	f.Add([]byte(`{"schema_version":1}`))
 	f.Add([]byte(`{"schema_version":1,"source":"load","meta":{"tool":"z","version":"","start":"2026-01-01T00:00:00Z","end":"2026-01-01T00:00:01Z"},"bucket_ms":1000,"timeline":[],"totals":{"requests":0,"errors":0,"error_rate":0,"counts":{}},"latency":{"count":0,"min_ms":0,"mean_ms":0,"p50_ms":0,"p90_ms":0,"p99_ms":0,"p999_ms":0,"max_ms":0}}`))
 	f.Add([]byte(`[]`))

@@ -45,6 +45,9 @@ type Recorder struct {
 	hist    *hdrhistogram.Histogram
 	marks   []*markState
 	events  []Event
+	series  []*Series // in order of first sample
+	windows []Window  // predicted
+	config  map[string]string
 	pool    []*hdrhistogram.Histogram
 	// lag is the open model's dispatch lag (nil until the first arrival);
 	// waited counts the arrivals that waited for the in-flight cap.
@@ -223,6 +226,60 @@ func (r *Recorder) AddEvent(at time.Time, kind, message string, attrs map[string
 	r.events = append(r.events, Event{AtMS: at.Sub(r.start).Milliseconds(), Kind: kind, Message: message, Attrs: attrs})
 }
 
+// Event records e at time at (its AtMS is set from at), keeping its kind,
+// source, object and attributes.
+func (r *Recorder) Event(at time.Time, e Event) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	e.AtMS = at.Sub(r.start).Milliseconds()
+	r.events = append(r.events, e)
+}
+
+// Point adds a sample at time at to the series called name in group (for
+// example SeriesHealthyTargets of one target group), creating the series
+// with unit on its first sample. Samples should come in time order; one
+// that comes earlier than the series' last is moved back to it.
+func (r *Recorder) Point(name, group, unit string, at time.Time, value float64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var s *Series
+	for _, x := range r.series {
+		if x.Name == name && x.Group == group {
+			s = x
+			break
+		}
+	}
+	if s == nil {
+		s = &Series{Name: name, Group: group, Unit: unit}
+		r.series = append(r.series, s)
+	}
+	ms := at.Sub(r.start).Milliseconds()
+	if n := len(s.Points); n > 0 && ms < s.Points[n-1].AtMS {
+		ms = s.Points[n-1].AtMS
+	}
+	s.Points = append(s.Points, Point{AtMS: ms, Value: value})
+}
+
+// Predict records a window in which a static analysis expects requests to
+// fail, from start to end; w's offsets are set from them.
+func (r *Recorder) Predict(start, end time.Time, w Window) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	w.StartMS = start.Sub(r.start).Milliseconds()
+	w.EndMS = max(end.Sub(r.start).Milliseconds(), w.StartMS)
+	r.windows = append(r.windows, w)
+}
+
+// SetConfig records one configuration value of the run (a timing, a flag).
+func (r *Recorder) SetConfig(key, value string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.config == nil {
+		r.config = map[string]string{}
+	}
+	r.config[key] = value
+}
+
 // Flush finalises the latency of every bucket that ended more than Grace
 // before now and returns those buckets in order (for live sinks such as
 // EMF). A request recorded later in a finalised bucket still counts, but not
@@ -308,6 +365,11 @@ func (r *Recorder) Finish(end time.Time) *Result {
 		BucketMS:      r.bucket.Milliseconds(),
 		Latency:       summarize(r.hist),
 		Events:        r.events,
+		Predicted:     r.windows,
+		Config:        r.config,
+	}
+	for _, s := range r.series {
+		res.Series = append(res.Series, *s)
 	}
 	if res.BucketMS <= 0 {
 		res.BucketMS = 1

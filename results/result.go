@@ -5,7 +5,10 @@
 // analyzer write it; the report reads it.
 //
 // A Result is encoded as versioned JSON (see SchemaVersion and the embedded
-// JSON Schema returned by Schema). Decode validates what it reads.
+// JSON Schema returned by Schema). Decode validates what it reads and
+// still reads version 1 documents (written before events carried a
+// source and before series, predicted and failure windows and the run's
+// configuration existed), upgrading them in memory.
 package results
 
 import (
@@ -15,14 +18,21 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"time"
 )
 
 // SchemaVersion is the version of the result format written by this package.
-// Decode accepts only this version.
-const SchemaVersion = 1
+// Decode also accepts the older versions listed in SupportedVersions.
+//
+// Version 2 added Event.Source, Series, Predicted, Failures and Config; a
+// version 1 document is a version 2 document without them.
+const SchemaVersion = 2
+
+// SupportedVersions lists every schema version Decode reads.
+var SupportedVersions = []int{1, 2}
 
 // Source tells which part of zerodrop produced a result.
 type Source string
@@ -32,6 +42,7 @@ const (
 	SourceLoad    Source = "load"    // the load simulator (client side)
 	SourceALB     Source = "alb"     // the ALB emulator's own counts
 	SourceAnalyze Source = "analyze" // real ALB access logs
+	SourceLab     Source = "lab"     // a lab run (load through the emulated ALB, with cluster events and series)
 )
 
 // Result is one run's outcome: what was sent, what came back, when.
@@ -52,10 +63,25 @@ type Result struct {
 	Totals Totals `json:"totals"`
 	// Latency summarises every request of the run.
 	Latency Latency `json:"latency"`
-	// Marks are named windows (disruptions) with their own totals.
+	// Marks are the disruption windows (a scale-down, a rollout step, a
+	// pod deleted), each with its own totals.
 	Marks []Mark `json:"marks,omitempty"`
-	// Events are points in time worth showing (a pod killed, a scale step).
+	// Events are points in time worth showing (a pod killed, a scale step),
+	// in any order.
 	Events []Event `json:"events,omitempty"`
+	// Series are sampled values over the run: healthy targets per target
+	// group, pods ready, nodes (version 2).
+	Series []Series `json:"series,omitempty"`
+	// Predicted are the windows in which a static analysis of the run's
+	// manifests (zerodrop check) expects requests to fail (version 2).
+	Predicted []Window `json:"predicted,omitempty"`
+	// Failures are the windows in which failed requests clustered, found
+	// after the run (FindFailures), with the targets involved and the
+	// likely cause when the producer knows them (version 2).
+	Failures []Failure `json:"failures,omitempty"`
+	// Config is the run's configuration as the producer saw it: timings,
+	// flags, manifest values, one string per key (version 2).
+	Config map[string]string `json:"config,omitempty"`
 	// Verify is the lost-write check, when one ran.
 	Verify *Verification `json:"verify,omitempty"`
 	// Generator is the load generator's own pacing, when it paced arrivals
@@ -156,12 +182,108 @@ type Mark struct {
 type Event struct {
 	// AtMS is the event's time in milliseconds from Meta.Start.
 	AtMS int64 `json:"at_ms"`
-	// Kind groups events ("scale", "kill", "gate").
+	// Kind groups events: one of the Event* constants or a free word
+	// ("kill", "gate").
 	Kind string `json:"kind"`
 	// Message says what happened.
 	Message string `json:"message"`
-	// Attrs hold details (pod name, replicas).
+	// Source says who saw the event: one of the EventSource* constants or
+	// a free word (version 2; empty in version 1 documents).
+	Source string `json:"source,omitempty"`
+	// Object names what the event is about ("pod/orders-7d9f-abcde",
+	// "node/lab-2", "target/127.0.1.3:8000"), when there is one (version 2).
+	Object string `json:"object,omitempty"`
+	// Attrs hold details (replicas, old and new state, weight).
 	Attrs map[string]string `json:"attrs,omitempty"`
+}
+
+// Event kinds a lab run, the analyzer and load write. Kind is free text;
+// these are the ones the report knows how to draw.
+const (
+	EventScale        = "scale"         // replicas changed (attrs: from, to)
+	EventSIGTERM      = "sigterm"       // a container got SIGTERM (or its preStop began)
+	EventKill         = "kill"          // a process was killed or a pod deleted
+	EventDeregister   = "deregister"    // a target was deregistered from a target group
+	EventRegister     = "register"      // a target was registered
+	EventTargetState  = "target-state"  // a target's health state changed (attrs: from, to, reason)
+	EventNodeDrain    = "node-drain"    // a node was cordoned and drained
+	EventNodeLost     = "node-lost"     // a node went away without a drain
+	EventWeightChange = "weight-change" // a weighted forward changed (attrs: weights)
+	EventKubernetes   = "kubernetes"    // any other Kubernetes event (attrs: reason, type)
+)
+
+// Event sources.
+const (
+	EventSourceLab        = "lab"        // the lab's own twins (kubelet, LB controller, autoscaler)
+	EventSourceKubernetes = "kubernetes" // Kubernetes Event objects (kubectl get events)
+	EventSourceALB        = "alb"        // the ALB emulator
+	EventSourceLoad       = "load"       // the load generator
+	EventSourceUser       = "user"       // given by hand (--mark, --event)
+)
+
+// Series is one quantity sampled over the run, drawn as a step line: each
+// point's value holds until the next point.
+type Series struct {
+	// Name is what is measured: one of the Series* constants or a free word.
+	Name string `json:"name"`
+	// Group tells apart several series of the same name (the target
+	// group of healthy-targets, the deployment of pods-ready).
+	Group string `json:"group,omitempty"`
+	// Unit is what a value counts ("targets", "pods", "nodes", "ms").
+	Unit string `json:"unit"`
+	// Points are the samples in time order.
+	Points []Point `json:"points"`
+}
+
+// Known series names.
+const (
+	SeriesHealthyTargets = "healthy-targets" // healthy targets of one target group (Group)
+	SeriesPodsReady      = "pods-ready"      // ready pods of one workload (Group)
+	SeriesNodes          = "nodes"           // Ready nodes of the cluster
+)
+
+// Point is one sample of a Series.
+type Point struct {
+	// AtMS is the sample's time in milliseconds from Meta.Start.
+	AtMS int64 `json:"at_ms"`
+	// Value is the sampled value.
+	Value float64 `json:"value"`
+}
+
+// Window is a span of the run with a reason, such as a window a static
+// analysis predicts requests to fail in.
+type Window struct {
+	// Name labels the window ("pod orders-1 deleted").
+	Name string `json:"name"`
+	// StartMS is the window's start in milliseconds from Meta.Start.
+	StartMS int64 `json:"start_ms"`
+	// EndMS is the window's end in milliseconds from Meta.Start (exclusive).
+	EndMS int64 `json:"end_ms"`
+	// Source says who predicted it ("check").
+	Source string `json:"source,omitempty"`
+	// Rule is the rule or reasoning that gives the window ("ZD003").
+	Rule string `json:"rule,omitempty"`
+	// Reason says in words why requests fail in it.
+	Reason string `json:"reason,omitempty"`
+}
+
+// Failure is a measured window in which failed requests clustered.
+type Failure struct {
+	// StartMS is the window's start in milliseconds from Meta.Start.
+	StartMS int64 `json:"start_ms"`
+	// EndMS is the window's end in milliseconds from Meta.Start (exclusive).
+	EndMS int64 `json:"end_ms"`
+	// Totals counts the requests that started in the window.
+	Totals Totals `json:"totals"`
+	// Targets lists the targets that took part in the failures (those that
+	// answered 5xx or behind an ALB-made error), most failures first.
+	Targets []string `json:"targets,omitempty"`
+	// Cause is the likely cause in words, from the failure mix and the
+	// events around the window.
+	Cause string `json:"cause,omitempty"`
+	// Events lists the indexes into Result.Events of the events that fall
+	// shortly before or inside the window.
+	Events []int `json:"events,omitempty"`
 }
 
 // Verification is the outcome of reading acknowledged writes back.
@@ -332,8 +454,9 @@ func Unmarshal(data []byte) (*Result, error) {
 	if probe.SchemaVersion == nil {
 		return nil, errors.New("decoding result: field schema_version: missing")
 	}
-	if *probe.SchemaVersion != SchemaVersion {
-		return nil, fmt.Errorf("decoding result: field schema_version: version %d is not supported (want %d)", *probe.SchemaVersion, SchemaVersion)
+	version := *probe.SchemaVersion
+	if !slices.Contains(SupportedVersions, version) {
+		return nil, fmt.Errorf("decoding result: field schema_version: version %d is not supported (want one of %v)", version, SupportedVersions)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
@@ -344,10 +467,40 @@ func Unmarshal(data []byte) (*Result, error) {
 	if dec.More() {
 		return nil, errors.New("decoding result: trailing data after the result object")
 	}
+	if version == 1 {
+		if err := r.upgradeV1(); err != nil {
+			return nil, fmt.Errorf("decoding result: %w", err)
+		}
+	}
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("decoding result: %w", err)
 	}
 	return &r, nil
+}
+
+// upgradeV1 turns a decoded version 1 document into the current version.
+// Version 1 had none of the fields added since, so a document that carries
+// them is not a version 1 document.
+func (r *Result) upgradeV1() error {
+	v2 := map[string]bool{
+		"series": len(r.Series) > 0, "predicted": len(r.Predicted) > 0,
+		"failures": len(r.Failures) > 0, "config": len(r.Config) > 0,
+	}
+	for i, e := range r.Events {
+		if e.Source != "" || e.Object != "" {
+			v2[fmt.Sprintf("events[%d].source/object", i)] = true
+		}
+	}
+	for f, set := range v2 {
+		if set {
+			return fmt.Errorf("field %s: not part of schema version 1", f)
+		}
+	}
+	if r.Source == SourceLab {
+		return errors.New("field source: lab is not part of schema version 1")
+	}
+	r.SchemaVersion = SchemaVersion
+	return nil
 }
 
 // describeJSONError adds a line and column to a JSON syntax or type error.
@@ -372,18 +525,20 @@ func describeJSONError(data []byte, err error) error {
 	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }
 
-// Validate checks that r is internally consistent: known version and
-// source, valid outcome keys, non-negative counts, ordered buckets, totals
-// that match their counts, marks that end after they start, no more
-// arrivals waiting for the in-flight cap than were dispatched.
+// Validate checks that r is internally consistent: current version and
+// known source, valid outcome keys, non-negative counts, ordered buckets,
+// totals that match their counts, marks and windows that end after they
+// start, series points in time order with finite values, failure windows
+// whose event indexes exist, no more arrivals waiting for the in-flight cap
+// than were dispatched.
 func (r *Result) Validate() error {
 	if r.SchemaVersion != SchemaVersion {
 		return fmt.Errorf("field schema_version: %d is not supported (want %d)", r.SchemaVersion, SchemaVersion)
 	}
 	switch r.Source {
-	case SourceLoad, SourceALB, SourceAnalyze:
+	case SourceLoad, SourceALB, SourceAnalyze, SourceLab:
 	default:
-		return fmt.Errorf("field source: %q is not one of load, alb, analyze", r.Source)
+		return fmt.Errorf("field source: %q is not one of load, alb, analyze, lab", r.Source)
 	}
 	if r.Meta.Tool == "" {
 		return errors.New("field meta.tool: missing")
@@ -438,6 +593,45 @@ func (r *Result) Validate() error {
 	for i, e := range r.Events {
 		if e.Kind == "" {
 			return fmt.Errorf("field events[%d].kind: missing", i)
+		}
+	}
+	for i, s := range r.Series {
+		where := fmt.Sprintf("series[%d]", i)
+		if s.Name == "" {
+			return fmt.Errorf("field %s.name: missing", where)
+		}
+		last := int64(math.MinInt64)
+		for j, p := range s.Points {
+			if p.AtMS < last {
+				return fmt.Errorf("field %s.points[%d].at_ms: %d is before the previous point", where, j, p.AtMS)
+			}
+			last = p.AtMS
+			if math.IsNaN(p.Value) || math.IsInf(p.Value, 0) {
+				return fmt.Errorf("field %s.points[%d].value: not a finite number", where, j)
+			}
+		}
+	}
+	for i, w := range r.Predicted {
+		where := fmt.Sprintf("predicted[%d]", i)
+		if w.Name == "" {
+			return fmt.Errorf("field %s.name: missing", where)
+		}
+		if w.EndMS < w.StartMS {
+			return fmt.Errorf("field %s.end_ms: %d is before start_ms %d", where, w.EndMS, w.StartMS)
+		}
+	}
+	for i, f := range r.Failures {
+		where := fmt.Sprintf("failures[%d]", i)
+		if f.EndMS < f.StartMS {
+			return fmt.Errorf("field %s.end_ms: %d is before start_ms %d", where, f.EndMS, f.StartMS)
+		}
+		if err := f.Totals.validate(where + ".totals"); err != nil {
+			return err
+		}
+		for _, e := range f.Events {
+			if e < 0 || e >= len(r.Events) {
+				return fmt.Errorf("field %s.events: index %d is not within 0..%d", where, e, len(r.Events)-1)
+			}
 		}
 	}
 	if g := r.Generator; g != nil {

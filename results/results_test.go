@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"os"
 	"reflect"
 	"strings"
 	"testing"
@@ -15,6 +16,14 @@ var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 func sampleResult(t *testing.T) *Result {
 	t.Helper()
 	rec := NewRecorder(t0, RecorderOptions{Meta: Meta{Version: "test", Workload: "get", Model: "open", Targets: []string{"http://127.0.0.1:1/"}}})
+	// What a lab run adds: events with their source, series, predictions,
+	// configuration.
+	rec.Event(t0.Add(1900*time.Millisecond), Event{Kind: EventSIGTERM, Source: EventSourceLab, Object: "pod/orders-1", Message: "SIGTERM to orders"})
+	rec.Point(SeriesHealthyTargets, "orders-tg", "targets", t0, 3)
+	rec.Point(SeriesHealthyTargets, "orders-tg", "targets", t0.Add(2500*time.Millisecond), 2)
+	rec.Point(SeriesNodes, "", "nodes", t0, 2)
+	rec.Predict(t0.Add(2*time.Second), t0.Add(2500*time.Millisecond), Window{Name: "orders-1 deleted", Source: "check", Rule: "ZD003", Reason: "the app stops before the ALB deregisters it"})
+	rec.SetConfig("deregistration_delay", "30s")
 	rec.AddMark("scale-down", t0.Add(2*time.Second), t0.Add(3*time.Second))
 	for i := range 10 {
 		rec.Record(Sample{Start: t0.Add(time.Duration(i) * 500 * time.Millisecond), Latency: time.Duration(i+1) * time.Millisecond, Outcome: "200"})
@@ -29,11 +38,25 @@ func sampleResult(t *testing.T) *Result {
 		rec.RecordDispatch(lag, false)
 	}
 	rec.RecordDispatch(40*time.Millisecond, true)
-	return rec.Finish(t0.Add(5 * time.Second))
+	r := rec.Finish(t0.Add(5 * time.Second))
+	r.Failures = r.FindFailures(FailureOptions{})
+	return r
 }
 
 func TestRecorderCountsTimelineAndMarks(t *testing.T) {
 	r := sampleResult(t)
+	if r.Totals.Requests != 13 || r.Totals.Errors != 2 {
+		t.Fatalf("totals = %d requests, %d errors; want 13, 2", r.Totals.Requests, r.Totals.Errors)
+	}
+	if len(r.Events) != 2 || r.Events[0].AtMS != 1900 || r.Events[0].Source != EventSourceLab || r.Events[0].Object != "pod/orders-1" {
+		t.Fatalf("events = %+v", r.Events)
+	}
+	if len(r.Series) != 2 || r.Series[0].Group != "orders-tg" || len(r.Series[0].Points) != 2 || r.Series[0].Points[1] != (Point{AtMS: 2500, Value: 2}) {
+		t.Fatalf("series = %+v", r.Series)
+	}
+	if len(r.Predicted) != 1 || r.Predicted[0].StartMS != 2000 || r.Predicted[0].EndMS != 2500 || r.Config["deregistration_delay"] != "30s" {
+		t.Fatalf("predicted = %+v, config = %v", r.Predicted, r.Config)
+	}
 	if r.Totals.Requests != 13 || r.Totals.Errors != 2 {
 		t.Fatalf("totals = %d requests, %d errors; want 13, 2", r.Totals.Requests, r.Totals.Errors)
 	}
@@ -153,7 +176,17 @@ func TestDecodeAndSchemaRejectBadDocuments(t *testing.T) {
 		wantErr    string
 		schemaFail bool // the schema alone catches it (shape, not consistency)
 	}{
-		{"version", func(m map[string]any) { m["schema_version"] = 2 }, "schema_version", true},
+		{"version", func(m map[string]any) { m["schema_version"] = 3 }, "schema_version", true},
+		{"series unordered", func(m map[string]any) {
+			pts := m["series"].([]any)[0].(map[string]any)["points"].([]any)
+			pts[0], pts[1] = pts[1], pts[0]
+		}, "series[0].points[1].at_ms", false},
+		{"series without name", func(m map[string]any) { delete(m["series"].([]any)[0].(map[string]any), "name") }, "series[0].name", true},
+		{"predicted ends first", func(m map[string]any) { m["predicted"].([]any)[0].(map[string]any)["end_ms"] = -1 }, "predicted[0].end_ms", false},
+		{"failure event index", func(m map[string]any) { m["failures"].([]any)[0].(map[string]any)["events"] = []any{7} }, "failures[0].events", false},
+		{"failure totals", func(m map[string]any) {
+			m["failures"].([]any)[0].(map[string]any)["totals"].(map[string]any)["requests"] = 1000
+		}, "failures[0].totals.requests", false},
 		{"no version", func(m map[string]any) { delete(m, "schema_version") }, "schema_version", true},
 		{"source", func(m map[string]any) { m["source"] = "guess" }, "source", true},
 		{"unknown field", func(m map[string]any) { m["extra"] = 1 }, "extra", true},
@@ -249,5 +282,82 @@ func TestFlushFinalisesOldBuckets(t *testing.T) {
 	}
 	if err := r.Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The errors of the sample (a 502 and a reset at 2.1 s and 2.2 s) make one
+// failure window, [2 s, 3 s), listing the SIGTERM and the scale event that
+// came shortly before.
+func TestFindFailures(t *testing.T) {
+	r := sampleResult(t)
+	fs := r.Failures
+	if len(fs) != 1 {
+		t.Fatalf("failures = %+v, want one window", fs)
+	}
+	f := fs[0]
+	if f.StartMS != 2000 || f.EndMS != 3000 || f.Totals.Errors != 2 || f.Totals.Requests != 4 {
+		t.Errorf("failure window = %+v", f)
+	}
+	if len(f.Events) != 2 || r.Events[f.Events[0]].Kind != EventSIGTERM {
+		t.Errorf("failure events = %v, want the SIGTERM first, then the scale", f.Events)
+	}
+	// Errors further apart than the gap make two windows; closer, one.
+	rec := NewRecorder(t0, RecorderOptions{})
+	for _, s := range []int{0, 3, 10, 30} {
+		rec.Record(Sample{Start: t0.Add(time.Duration(s) * time.Second), Latency: time.Millisecond, Outcome: "504"})
+	}
+	r2 := rec.Finish(t0.Add(31 * time.Second))
+	got := r2.FindFailures(FailureOptions{Gap: 5 * time.Second})
+	want := [][2]int64{{0, 4000}, {10000, 11000}, {30000, 31000}}
+	if len(got) != len(want) {
+		t.Fatalf("windows = %+v, want %v", got, want)
+	}
+	for i, w := range want {
+		if got[i].StartMS != w[0] || got[i].EndMS != w[1] {
+			t.Errorf("window %d = [%d, %d), want %v", i, got[i].StartMS, got[i].EndMS, w)
+		}
+	}
+	if n := len(r2.FindFailures(FailureOptions{Gap: 25 * time.Second})); n != 1 {
+		t.Errorf("with a 25 s gap: %d windows, want 1", n)
+	}
+}
+
+// A result written by zerodrop load before schema version 2 still reads:
+// it validates against the version 1 schema, decodes, and comes out as the
+// current version with the same counts.
+func TestDecodeVersion1(t *testing.T) {
+	data, err := os.ReadFile("testdata/v1-load.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateSchema(data); err != nil {
+		t.Fatalf("v1 document fails the v1 schema: %v", err)
+	}
+	r, err := Unmarshal(data)
+	if err != nil {
+		t.Fatalf("decoding a v1 result: %v", err)
+	}
+	if r.SchemaVersion != SchemaVersion || r.Source != SourceLoad || r.Totals.Requests != 1536 || r.Verify == nil || r.Verify.Checked != 384 || len(r.Marks) != 1 {
+		t.Fatalf("decoded v1 result = version %d, source %s, %d requests, verify %+v, %d marks", r.SchemaVersion, r.Source, r.Totals.Requests, r.Verify, len(r.Marks))
+	}
+	var buf bytes.Buffer
+	if err := Encode(&buf, r); err != nil {
+		t.Fatal(err)
+	}
+	if err := ValidateSchema(buf.Bytes()); err != nil {
+		t.Fatalf("upgraded result fails the current schema: %v", err)
+	}
+	// A version 1 document cannot carry what version 2 added.
+	var m map[string]any
+	if err := json.Unmarshal(data, &m); err != nil {
+		t.Fatal(err)
+	}
+	m["series"] = []any{map[string]any{"name": "nodes", "unit": "nodes", "points": []any{}}}
+	bad, _ := json.Marshal(m)
+	if _, err := Unmarshal(bad); err == nil || !strings.Contains(err.Error(), "series") {
+		t.Fatalf("v1 document with series: error %v, want one naming series", err)
+	}
+	if err := ValidateSchema(bad); err == nil {
+		t.Fatal("the v1 schema accepted series")
 	}
 }

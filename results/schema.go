@@ -14,21 +14,29 @@ import (
 //go:embed schema.json
 var schemaJSON []byte
 
-// Schema returns the JSON Schema (draft 4) of the result format, for tools
-// outside Go. It is a copy; callers may modify it.
+//go:embed schema-v1.json
+var schemaV1JSON []byte
+
+// Schema returns the JSON Schema (draft 4) of the current result format
+// (SchemaVersion), for tools outside Go. It is a copy; callers may modify it.
 func Schema() []byte { return append([]byte(nil), schemaJSON...) }
 
-// ValidateSchema checks a JSON document against the embedded JSON Schema
-// (shape only). Decode enforces the same rules in Go and also checks
-// consistency (sums, bucket order), so a document Decode accepts passes here.
+// ValidateSchema checks a JSON document against the embedded JSON Schema of
+// its schema_version (shape only; version 1 documents against the version 1
+// schema). Decode enforces the same rules in Go and also checks consistency
+// (sums, bucket order), so a document Decode accepts passes here.
 func ValidateSchema(data []byte) error {
-	s, err := compiledSchema()
-	if err != nil {
-		return err
-	}
 	var doc any
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return fmt.Errorf("validating result against schema: %w", err)
+	}
+	raw := schemaJSON
+	if m, ok := doc.(map[string]any); ok && m["schema_version"] == float64(1) {
+		raw = schemaV1JSON
+	}
+	s, err := compiledSchema(raw)
+	if err != nil {
+		return err
 	}
 	if err := validate.AgainstSchema(s, doc, strfmt.Default); err != nil {
 		return fmt.Errorf("validating result against schema: %w", err)
@@ -39,9 +47,9 @@ func ValidateSchema(data []byte) error {
 // compiledSchema parses the embedded schema with its local references
 // ("#/definitions/x") inlined, since the validator does not follow them.
 // It is rebuilt per call: no package state.
-func compiledSchema() (*spec.Schema, error) {
+func compiledSchema(schema []byte) (*spec.Schema, error) {
 	var raw map[string]any
-	if err := json.Unmarshal(schemaJSON, &raw); err != nil {
+	if err := json.Unmarshal(schema, &raw); err != nil {
 		return nil, fmt.Errorf("parsing embedded schema: %w", err)
 	}
 	defs, _ := raw["definitions"].(map[string]any)
