@@ -27,6 +27,17 @@ func (e *UsageError) Error() string { return e.Err.Error() }
 // Unwrap returns the underlying error.
 func (e *UsageError) Unwrap() error { return e.Err }
 
+// InterruptedError says the run was stopped before its duration by a
+// signal (Ctrl-C) or a cancelled context; the summary was still written.
+// The command exits 130 (SIGINT) or 143 (SIGTERM).
+type InterruptedError struct{ Cause error }
+
+// Error says what stopped the run.
+func (e *InterruptedError) Error() string { return "load interrupted: " + e.Cause.Error() }
+
+// Unwrap returns the cause.
+func (e *InterruptedError) Unwrap() error { return e.Cause }
+
 // GateError is a breached gate (the command exits 1 with its one-line reason).
 type GateError struct{ Err error }
 
@@ -75,6 +86,9 @@ type Options struct {
 	MaxErrors    int64
 	MaxErrorRate float64
 	MaxP99       time.Duration
+	// MinSuccesses is the least number of 2xx/3xx responses a passing run
+	// has (0: off; the command's default is 1).
+	MinSuccesses int64
 	Verify       bool
 
 	Version string
@@ -219,6 +233,12 @@ func (o *Options) Config() (Config, *Ledger, error) {
 		if err != nil {
 			return cfg, nil, usage("--mark: %v", err)
 		}
+		if m.Offset >= o.Duration {
+			return cfg, nil, usage("--mark %q: starts at %v, not before the end of the run (--duration %v)", ms, m.Offset, o.Duration)
+		}
+		if m.Duration > 0 && m.Offset+m.Duration > o.Duration {
+			return cfg, nil, usage("--mark %q: ends at %v, after the end of the run (--duration %v); shorten it or leave out +DURATION (until the end)", ms, m.Offset+m.Duration, o.Duration)
+		}
 		cfg.Marks = append(cfg.Marks, m)
 	}
 	cfg.Meta = results.Meta{Tool: "zerodrop", Version: o.Version, Targets: o.URLs}
@@ -240,12 +260,21 @@ func (o *Options) Config() (Config, *Ledger, error) {
 	if o.MaxErrorRate > 1 {
 		return cfg, nil, usage("--max-error-rate %g: want a fraction from 0 to 1", o.MaxErrorRate)
 	}
+	if o.MinSuccesses < 0 {
+		return cfg, nil, usage("--min-successes %d: want 0 (off) or more", o.MinSuccesses)
+	}
+	if o.MetricsAddr != "" {
+		if err := checkHostPort(o.MetricsAddr); err != nil {
+			return cfg, nil, usage("--metrics-addr %q: %v", o.MetricsAddr, err)
+		}
+	}
 	return cfg, ledger, nil
 }
 
 // Main runs `zerodrop load` with o: it sends the load, shows progress,
 // writes the outputs, verifies the ledger and checks the gates. Errors are
-// *UsageError (exit 2), *GateError (exit 1) or others (exit 1).
+// *UsageError (exit 2), *GateError (exit 1), *InterruptedError (stopped by
+// a signal; the command exits 130 or 143) or others (exit 1).
 func Main(ctx context.Context, o Options) error {
 	cfg, ledger, err := o.Config()
 	if err != nil {
@@ -265,27 +294,31 @@ func Main(ctx context.Context, o Options) error {
 			_ = c()
 		}
 	}()
+	// Every output file is opened before the run, so a path that cannot be
+	// written is a usage error now, not after an hour of load.
+	files := map[string]*os.File{}
+	for _, out := range []struct{ flag, path string }{{"out", o.Out}, {"csv", o.CSV}, {"emf", o.EMF}, {"raw", o.Raw}} {
+		if out.path == "" || (out.flag == "emf" && out.path == "-") {
+			continue
+		}
+		f, err := os.Create(out.path)
+		if err != nil {
+			return usage("--%s: %v", out.flag, err)
+		}
+		closers = append(closers, f.Close)
+		files[out.flag] = f
+	}
+	var emf *EMF
 	if o.EMF != "" {
 		w := stdout
-		if o.EMF != "-" {
-			f, err := os.Create(o.EMF)
-			if err != nil {
-				return fmt.Errorf("--emf: %w", err)
-			}
-			closers = append(closers, f.Close)
+		if f := files["emf"]; f != nil {
 			w = f
 		}
-		cfg.Sinks = append(cfg.Sinks, NewEMF(w, cfg.Workload.Name()))
+		emf = NewEMF(w, cfg.Workload.Name())
+		cfg.Sinks = append(cfg.Sinks, emf)
 	}
 	var raw *Raw
-	var rawFile *os.File
-	if o.Raw != "" {
-		rawFile, err = os.Create(o.Raw)
-		if err != nil {
-			return fmt.Errorf("--raw: %w", err)
-		}
-		closers = append(closers, rawFile.Close)
-	}
+	rawFile := files["raw"]
 	if o.MetricsAddr != "" {
 		reg := prometheus.NewRegistry()
 		m, err := NewMetrics(reg)
@@ -336,8 +369,18 @@ func Main(ctx context.Context, o Options) error {
 			return fmt.Errorf("--raw: %w", err)
 		}
 	}
+	if emf != nil {
+		if err := emf.Err(); err != nil {
+			return fmt.Errorf("--emf: %w", err)
+		}
+	}
+	loadFor := cfg.Duration
 	if runErr != nil {
-		fmt.Fprintf(stderr, "load stopped early: %v\n", runErr)
+		loadFor = min(loadFor, res.Duration())
+		fmt.Fprintf(stderr, "load stopped early: %v\n", context.Cause(ctx))
+		if ledger != nil {
+			fmt.Fprintln(stderr, "--verify skipped: the run was interrupted")
+		}
 	}
 	if ledger != nil && ctx.Err() == nil {
 		fmt.Fprintf(stderr, "verifying %d acknowledged orders...\n", ledger.Len())
@@ -347,13 +390,13 @@ func Main(ctx context.Context, o Options) error {
 		}
 		res.Verify = v
 	}
-	if o.Out != "" {
-		if err := writeFile(o.Out, func(w io.Writer) error { return results.Encode(w, res) }); err != nil {
+	if f := files["out"]; f != nil {
+		if err := finishFile(f, func(w io.Writer) error { return results.Encode(w, res) }); err != nil {
 			return fmt.Errorf("--out: %w", err)
 		}
 	}
-	if o.CSV != "" {
-		if err := writeFile(o.CSV, func(w io.Writer) error { return WriteCSV(w, res) }); err != nil {
+	if f := files["csv"]; f != nil {
+		if err := finishFile(f, func(w io.Writer) error { return WriteCSV(w, res) }); err != nil {
 			return fmt.Errorf("--csv: %w", err)
 		}
 	}
@@ -361,29 +404,39 @@ func Main(ctx context.Context, o Options) error {
 		if err := results.Encode(stdout, res); err != nil {
 			return err
 		}
-	} else if err := WriteSummary(stdout, res); err != nil {
+	} else if err := WriteSummary(stdout, res, loadFor); err != nil {
 		return err
 	}
-	g := Gates{MaxErrors: o.MaxErrors, MaxErrorRate: o.MaxErrorRate, MaxP99: o.MaxP99, Verify: o.Verify}
+	if runErr != nil {
+		// Interrupted: the summary is out; the gates do not judge a run
+		// that did not run its course.
+		return &InterruptedError{Cause: context.Cause(ctx)}
+	}
+	g := Gates{MaxErrors: o.MaxErrors, MaxErrorRate: o.MaxErrorRate, MaxP99: o.MaxP99, MinSuccesses: o.MinSuccesses, Verify: o.Verify}
 	if err := g.Check(res); err != nil {
 		return &GateError{err}
-	}
-	if runErr != nil {
-		return fmt.Errorf("load: %w", runErr)
 	}
 	return nil
 }
 
-func writeFile(path string, write func(io.Writer) error) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
+// finishFile writes to an output file opened before the run and closes it.
+func finishFile(f *os.File, write func(io.Writer) error) error {
 	if err := write(f); err != nil {
-		f.Close()
 		return err
 	}
 	return f.Close()
+}
+
+// checkHostPort checks a host:port listen address, port 0-65535.
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port such as 127.0.0.1:9100")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want 0-65535", port)
+	}
+	return nil
 }
 
 // IsUsage reports whether err is a usage error.

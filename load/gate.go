@@ -9,12 +9,18 @@ import (
 )
 
 // Gates are pass/fail limits for CI pipelines. A negative MaxErrors, a
-// negative MaxErrorRate and a zero MaxP99 are off.
+// negative MaxErrorRate, a zero MaxP99 and a zero MinSuccesses are off.
 type Gates struct {
 	MaxErrors    int64
 	MaxErrorRate float64
 	MaxP99       time.Duration
-	// Verify fails on any lost write or duplicate.
+	// MinSuccesses fails a run with fewer 2xx/3xx responses than this: a
+	// run that measured nothing (every request refused, every answer a
+	// 4xx) does not pass. The command's default is 1.
+	MinSuccesses int64
+	// Verify fails on any lost write or duplicate, on any acknowledged
+	// write that could not be read back, and when no write was
+	// acknowledged at all (nothing was verified).
 	Verify bool
 }
 
@@ -38,12 +44,28 @@ func (g Gates) Check(res *results.Result) error {
 			reasons = append(reasons, fmt.Sprintf("p99 %s > --max-p99 %s", p99.Round(time.Microsecond), g.MaxP99))
 		}
 	}
-	if g.Verify && res.Verify != nil {
-		if n := len(res.Verify.Lost); n > 0 {
-			reasons = append(reasons, fmt.Sprintf("%d lost writes", n))
+	if g.MinSuccesses > 0 {
+		if n := Successes(t); n < g.MinSuccesses {
+			reasons = append(reasons, fmt.Sprintf("%d 2xx/3xx responses < --min-successes %d", n, g.MinSuccesses))
 		}
-		if n := len(res.Verify.Duplicates); n > 0 {
-			reasons = append(reasons, fmt.Sprintf("%d duplicated idempotency keys", n))
+	}
+	if g.Verify {
+		switch v := res.Verify; {
+		case v == nil:
+			reasons = append(reasons, "--verify: the writes were not verified")
+		default:
+			if n := len(v.Lost); n > 0 {
+				reasons = append(reasons, fmt.Sprintf("%d lost writes", n))
+			}
+			if n := len(v.Duplicates); n > 0 {
+				reasons = append(reasons, fmt.Sprintf("%d duplicated idempotency keys", n))
+			}
+			if v.Errors > 0 {
+				reasons = append(reasons, fmt.Sprintf("--verify: %d read-backs failed (writes not verified)", v.Errors))
+			}
+			if v.Checked == 0 && v.Errors == 0 {
+				reasons = append(reasons, "--verify: no write was acknowledged, nothing was verified")
+			}
 		}
 	}
 	if len(reasons) == 0 {

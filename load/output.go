@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -19,26 +20,65 @@ import (
 // EMFNamespace is the CloudWatch namespace the seed's simulator published to.
 const EMFNamespace = "appsimulator"
 
-// EMF writes one CloudWatch Embedded Metric Format line per timeline bucket:
-// one Count metric per outcome key (each status code, each transport
-// class), namespace appsimulator, dimension workload.
+// EMF writes CloudWatch Embedded Metric Format lines while the run goes on:
+// one line per second in which requests completed, one Count metric per
+// outcome key (each status code, each transport class), namespace
+// appsimulator, dimension workload. A request counts in the second it
+// completed (as a service's own metrics count it), so a second's line is
+// final as soon as that second is over and is written at the next tick.
 type EMF struct {
 	mu       sync.Mutex
 	w        io.Writer
 	workload string
 	err      error
+	// pending holds counts by completion second (Unix seconds) not yet
+	// written.
+	pending map[int64]map[string]int64
 }
 
 // NewEMF writes EMF lines to w.
-func NewEMF(w io.Writer, workload string) *EMF { return &EMF{w: w, workload: workload} }
+func NewEMF(w io.Writer, workload string) *EMF {
+	return &EMF{w: w, workload: workload, pending: map[int64]map[string]int64{}}
+}
 
-// Request implements Sink.
-func (e *EMF) Request(*Call, results.Sample) {}
+// Request implements Sink: it counts the request in the second it completed.
+func (e *EMF) Request(_ *Call, s results.Sample) {
+	sec := s.Start.Add(s.Latency).Unix()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	c := e.pending[sec]
+	if c == nil {
+		c = map[string]int64{}
+		e.pending[sec] = c
+	}
+	c[s.Outcome]++
+}
 
-// Bucket implements Sink.
-func (e *EMF) Bucket(b results.Bucket, start time.Time) {
-	keys := make([]string, 0, len(b.Counts))
-	for k := range b.Counts {
+// Bucket implements Sink (EMF lines follow completions, not buckets).
+func (e *EMF) Bucket(results.Bucket, time.Time) {}
+
+// Tick implements Ticker: it writes the line of every second before now's
+// (every pending second when final).
+func (e *EMF) Tick(now time.Time, final bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	cur := now.Unix()
+	secs := make([]int64, 0, len(e.pending))
+	for sec := range e.pending {
+		if final || sec < cur {
+			secs = append(secs, sec)
+		}
+	}
+	slices.Sort(secs)
+	for _, sec := range secs {
+		e.writeLocked(sec, e.pending[sec])
+		delete(e.pending, sec)
+	}
+}
+
+func (e *EMF) writeLocked(sec int64, counts map[string]int64) {
+	keys := make([]string, 0, len(counts))
+	for k := range counts {
 		keys = append(keys, k)
 	}
 	results.SortKeys(keys)
@@ -46,10 +86,10 @@ func (e *EMF) Bucket(b results.Bucket, start time.Time) {
 	doc := map[string]any{"workload": e.workload}
 	for _, k := range keys {
 		metrics = append(metrics, map[string]string{"Name": k, "Unit": "Count"})
-		doc[k] = b.Counts[k]
+		doc[k] = counts[k]
 	}
 	doc["_aws"] = map[string]any{
-		"Timestamp": start.Add(time.Duration(b.OffsetMS) * time.Millisecond).UnixMilli(),
+		"Timestamp": time.Unix(sec, 0).UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  EMFNamespace,
 			"Dimensions": [][]string{{"workload"}},
@@ -57,8 +97,6 @@ func (e *EMF) Bucket(b results.Bucket, start time.Time) {
 		}},
 	}
 	line, err := json.Marshal(doc)
-	e.mu.Lock()
-	defer e.mu.Unlock()
 	if err == nil && e.err == nil {
 		_, e.err = e.w.Write(append(line, '\n'))
 	}
@@ -204,17 +242,27 @@ func WriteCSV(w io.Writer, res *results.Result) error {
 	return nil
 }
 
-// WriteSummary writes a short human summary of a result.
-func WriteSummary(w io.Writer, res *results.Result) error {
+// WriteSummary writes a short human summary of a result. loadFor is how
+// long load was sent (the run's --duration, or less when it was stopped);
+// the result's own window is the real elapsed time, requests in flight at
+// the end included, and every rate is computed on it.
+func WriteSummary(w io.Writer, res *results.Result, loadFor time.Duration) error {
 	t := res.Totals
 	bw := bufio.NewWriter(w)
-	dur := res.Duration().Seconds()
+	elapsed := res.Duration()
 	rate := 0.0
-	if dur > 0 {
-		rate = float64(t.Requests) / dur
+	if s := elapsed.Seconds(); s > 0 {
+		rate = float64(t.Requests) / s
 	}
-	fmt.Fprintf(bw, "%s load (%s model) against %s for %s\n", res.Meta.Workload, res.Meta.Model, strings.Join(res.Meta.Targets, ", "), res.Duration().Round(time.Millisecond))
-	fmt.Fprintf(bw, "requests  %d (%.1f/s)   errors %d (%.3f%%)\n", t.Requests, rate, t.Errors, 100*t.ErrorRate)
+	fmt.Fprintf(bw, "%s load (%s model) against %s: ", res.Meta.Workload, res.Meta.Model, strings.Join(res.Meta.Targets, ", "))
+	if loadFor > 0 && elapsed-loadFor > 100*time.Millisecond {
+		fmt.Fprintf(bw, "load sent for %s, %s elapsed (requests in flight at the end ran to completion or their timeouts)\n",
+			loadFor.Round(time.Millisecond), elapsed.Round(time.Millisecond))
+	} else {
+		fmt.Fprintf(bw, "%s elapsed\n", elapsed.Round(time.Millisecond))
+	}
+	fmt.Fprintf(bw, "requests  %d (%.1f/s over %s)   2xx/3xx %d   errors %d (%.3f%%)\n", t.Requests, rate,
+		elapsed.Round(time.Millisecond), Successes(t), t.Errors, 100*t.ErrorRate)
 	l := res.Latency
 	fmt.Fprintf(bw, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s\n", ms(l.P50MS), ms(l.P90MS), ms(l.P99MS), ms(l.P999MS), ms(l.MaxMS))
 	if g := res.Generator; g != nil {
@@ -223,13 +271,18 @@ func WriteSummary(w io.Writer, res *results.Result) error {
 	}
 	keys := res.Keys()
 	fmt.Fprint(bw, "outcomes ")
+	anyLB := false
 	for _, k := range keys {
 		fmt.Fprintf(bw, "  %s=%d", k, t.Counts[k])
 		if n := t.FromLB[k]; n > 0 {
 			fmt.Fprintf(bw, " (lb %d)", n)
+			anyLB = true
 		}
 	}
 	fmt.Fprintln(bw)
+	if anyLB {
+		fmt.Fprintln(bw, "          (lb N): N of them made by the load balancer itself (Server: awselb), not by the service")
+	}
 	for _, m := range res.Marks {
 		fmt.Fprintf(bw, "mark %-12s %6.1fs..%6.1fs  requests %d  errors %d (%.3f%%)  p99 %s\n", m.Name, float64(m.StartMS)/1000, float64(m.EndMS)/1000, m.Totals.Requests, m.Totals.Errors, 100*m.Totals.ErrorRate, ms(m.Latency.P99MS))
 	}
@@ -261,9 +314,32 @@ func ms(v float64) string {
 	return (time.Duration(v * float64(time.Millisecond))).Round(10 * time.Microsecond).String()
 }
 
-// FormatProgress renders one progress line.
+// Successes counts the 2xx and 3xx responses of t.
+func Successes(t results.Totals) int64 {
+	var n int64
+	for k, c := range t.Counts {
+		if code, err := strconv.Atoi(k); err == nil && code >= 200 && code < 400 {
+			n += c
+		}
+	}
+	return n
+}
+
+// FormatProgress renders one progress line: elapsed/total, request rate
+// since the last line, sessions running (in the closed model, when users
+// think between sessions: users, in a session or thinking), requests in flight, totals, p99. Once the load
+// is over it says so and counts the requests still awaited.
 func FormatProgress(p Progress) string {
-	return fmt.Sprintf("%s/%s  %7.1f req/s  sessions %d  in-flight %d  requests %d  errors %d (%.2f%%)  p99 %s",
-		p.Elapsed.Round(time.Second), (p.Elapsed + p.Remaining).Round(time.Second), p.Rate, p.Sessions, p.InFlight,
+	total := (p.Elapsed + p.Remaining).Round(time.Second)
+	if p.Finishing {
+		return fmt.Sprintf("%s  load over after %s, waiting for %d requests in flight (each bounded by its timeouts)  requests %d  errors %d (%.2f%%)  p99 %s",
+			p.Elapsed.Round(time.Second), p.Duration.Round(time.Millisecond), p.InFlight, p.Totals.Requests, p.Totals.Errors, 100*p.Totals.ErrorRate, ms(p.Latency.P99MS))
+	}
+	sessions := fmt.Sprintf("sessions %d", p.Sessions)
+	if p.Thinking > 0 {
+		sessions = fmt.Sprintf("users %d (%d in a session, %d thinking)", p.Sessions+p.Thinking, p.Sessions, p.Thinking)
+	}
+	return fmt.Sprintf("%s/%s  %7.1f req/s  %s  in-flight %d  requests %d  errors %d (%.2f%%)  p99 %s",
+		p.Elapsed.Round(time.Second), total, p.Rate, sessions, p.InFlight,
 		p.Totals.Requests, p.Totals.Errors, 100*p.Totals.ErrorRate, ms(p.Latency.P99MS))
 }

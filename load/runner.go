@@ -83,6 +83,8 @@ type Sink interface {
 // Progress is a live view for progress lines.
 type Progress struct {
 	Elapsed, Remaining time.Duration
+	// Duration is how long load is sent (Config.Duration).
+	Duration time.Duration
 	// Rate is requests per second since the previous progress call.
 	Rate     float64
 	Totals   results.Totals
@@ -92,6 +94,19 @@ type Progress struct {
 	Demand float64
 	// Sessions is the number of sessions running (closed) or in flight (open).
 	Sessions int64
+	// Thinking is how many of the closed model's users are in their think
+	// time between two sessions (not idle: they will send again).
+	Thinking int64
+	// Finishing is true once the load has stopped (Duration passed) and
+	// only the requests still in flight are awaited.
+	Finishing bool
+}
+
+// Ticker is an optional Sink interface: Tick is called several times a
+// second while the run goes on and once with final set when it ends, so a
+// sink can write what it has on a clock (EMF writes one line per second).
+type Ticker interface {
+	Tick(now time.Time, final bool)
 }
 
 // Runner runs a load test. Create it with NewRunner, then Run it; while it
@@ -104,7 +119,10 @@ type Runner struct {
 	start    time.Time
 	ready    chan struct{}
 	sessions atomic.Int64
+	thinking atomic.Int64
 	ids      atomic.Uint64
+	// stopAt is when the load ends: no request starts after it.
+	stopAt time.Time
 	// flushedUpTo is the offset (ms) below which buckets went to the sinks.
 	flushedUpTo int64
 }
@@ -198,16 +216,21 @@ func (r *Runner) AddEvent(at time.Time, kind, msg string, attrs map[string]strin
 // Profile returns the run's demand profile.
 func (r *Runner) Profile() Profile { return r.cfg.Profile }
 
-// Run sends load for the configured duration, waits for the requests in
-// flight (each bounded by its timeouts), and returns the result. Cancel ctx
-// to stop early: requests cut short are not counted and the result covers
-// the time run so far.
+// Run sends load for the configured duration and returns the result. No
+// request starts after the duration (a session stops between two of its
+// requests); the requests in flight at that moment finish within their own
+// bounds (ConnectTimeout + ResponseTimeout), so Run returns at most that
+// long after the duration. The result's window (Meta.Start to Meta.End) is
+// the real elapsed time, in-flight tail included. Cancel ctx to stop early:
+// requests cut short are not counted and the result covers the time run so
+// far.
 func (r *Runner) Run(ctx context.Context) (*results.Result, error) {
 	defer r.client.Close()
 	meta := r.cfg.Meta
 	meta.Workload = r.cfg.Workload.Name()
 	meta.Model = string(r.cfg.Model)
 	r.start = time.Now()
+	r.stopAt = r.start.Add(r.cfg.Duration)
 	r.rec = results.NewRecorder(r.start, results.RecorderOptions{
 		Meta:   meta,
 		Bucket: r.cfg.Bucket,
@@ -248,6 +271,7 @@ func (r *Runner) Run(ctx context.Context) (*results.Result, error) {
 			running = false
 		case now := <-tick.C:
 			r.flush(now)
+			r.tickSinks(now, false)
 			if r.cfg.Progress != nil && now.Sub(lastProgress) >= r.cfg.ProgressEvery {
 				p := r.progress(now)
 				p.Rate = float64(p.Totals.Requests-lastCount) / now.Sub(lastProgress).Seconds()
@@ -256,17 +280,25 @@ func (r *Runner) Run(ctx context.Context) (*results.Result, error) {
 			}
 		}
 	}
+	// The window is the real elapsed time: rates computed on it are true
+	// even when requests in flight at the end kept the run going.
 	end := time.Now()
-	if limit := r.start.Add(r.cfg.Duration); end.After(limit) && ctx.Err() == nil {
-		end = limit // the run's window; late responses still count in it
-	}
 	res := r.rec.Finish(end)
 	for _, b := range unflushed(res, r.flushedUpTo) {
 		for _, sk := range r.cfg.Sinks {
 			sk.Bucket(b, r.start)
 		}
 	}
+	r.tickSinks(end, true)
 	return res, ctx.Err()
+}
+
+func (r *Runner) tickSinks(now time.Time, final bool) {
+	for _, sk := range r.cfg.Sinks {
+		if t, ok := sk.(Ticker); ok {
+			t.Tick(now, final)
+		}
+	}
 }
 
 // flush finalises old buckets and hands them to the sinks.
@@ -295,11 +327,14 @@ func (r *Runner) progress(now time.Time) Progress {
 	return Progress{
 		Elapsed:   el,
 		Remaining: max(0, r.cfg.Duration-el),
+		Duration:  r.cfg.Duration,
 		Totals:    snap.Totals,
 		Latency:   snap.Latency,
 		InFlight:  r.client.InFlight(),
 		Demand:    r.cfg.Profile.At(el),
 		Sessions:  r.sessions.Load(),
+		Thinking:  r.thinking.Load(),
+		Finishing: !now.Before(r.stopAt),
 	}
 }
 
@@ -316,7 +351,7 @@ func (r *Runner) userConns() *Conns {
 func (r *Runner) session(ctx context.Context, conns *Conns, rng *rand.Rand, start time.Time) {
 	r.sessions.Add(1)
 	defer r.sessions.Add(-1)
-	s := &Session{conns: conns, start: start, ID: r.ids.Add(1), Rand: rng}
+	s := &Session{conns: conns, start: start, stopAt: r.stopAt, ID: r.ids.Add(1), Rand: rng}
 	r.cfg.Workload.Session(ctx, s)
 }
 
@@ -440,16 +475,20 @@ func (r *Runner) runClosed(loadCtx, hardCtx context.Context, seed uint64) {
 					if think <= 0 {
 						continue
 					}
+					r.thinking.Add(1)
 					t := time.NewTimer(think)
 					select {
 					case <-u.stop:
 						t.Stop()
+						r.thinking.Add(-1)
 						return
 					case <-loadCtx.Done():
 						t.Stop()
+						r.thinking.Add(-1)
 						return
 					case <-t.C:
 					}
+					r.thinking.Add(-1)
 				}
 			}()
 		}

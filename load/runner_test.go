@@ -301,6 +301,10 @@ func TestMainGatesAndOutputs(t *testing.T) {
 		"bad header":    func(o *Options) { o.Headers = []string{"nocolon"} },
 		"bad conns":     func(o *Options) { o.Connections = "pooled" },
 		"bad idle":      func(o *Options) { o.IdleTimeout = -time.Second },
+		"mark past end": func(o *Options) { o.Marks = []string{"late@1s"} },
+		"mark too long": func(o *Options) { o.Marks = []string{"long@100ms+1s"} },
+		"metrics port":  func(o *Options) { o.MetricsAddr = "127.0.0.1:70000" },
+		"min successes": func(o *Options) { o.MinSuccesses = -1 },
 	} {
 		o := base(ok.URL)
 		mod(&o)

@@ -2,6 +2,7 @@ package load
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -28,18 +29,32 @@ type Workload interface {
 type Session struct {
 	conns *Conns
 	start time.Time
+	// stopAt is the end of the run's load (zero: none): a request that
+	// would start after it is not sent.
+	stopAt time.Time
 	// ID numbers the session (unique within a run).
 	ID uint64
 	// Rand is the session's random source.
 	Rand *rand.Rand
 }
 
-// Do sends one request of the session.
+// Do sends one request of the session. Once the run's duration has passed
+// it sends nothing and returns a Reply with Aborted set, so a session stops
+// between two requests; the one exception is an open-model session's first
+// request scheduled before the end (it was due in the run, and its wait
+// counts in its latency).
 func (s *Session) Do(ctx context.Context, call Call) Reply {
 	st := s.start
 	s.start = time.Time{}
+	if !s.stopAt.IsZero() && !time.Now().Before(s.stopAt) && (st.IsZero() || !st.Before(s.stopAt)) {
+		return Reply{Aborted: true, Err: errRunOver}
+	}
 	return s.conns.Do(ctx, call, st)
 }
+
+// errRunOver is the error of a request not sent because the run's duration
+// had passed.
+var errRunOver = errors.New("not sent: the run's duration has passed")
 
 // Get is the plain workload: one request per session to one of URLs in
 // turn, with a fixed method, headers and body.

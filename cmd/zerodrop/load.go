@@ -3,6 +3,8 @@ package main
 import (
 	"errors"
 	"os"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -23,9 +25,16 @@ func newLoadCmd() *cobra.Command {
 by a demand profile (constant, ramp, steps, half-sine; YAML file or inline).
 
 Every request is classified: exact HTTP status, or refused, reset, eof,
-timeout-connect, timeout-response, other. Gates (--max-errors,
---max-error-rate, --max-p99, --verify) exit 1 with a one-line reason.
-Usage errors exit 2. See docs/load.md.`,
+timeout-connect, timeout-response, other.
+
+No request starts after --duration; the requests in flight then finish
+within --connect-timeout + --timeout, and every rate uses the real elapsed
+time. Output files are opened before the run.
+
+Exit status: 0 passed; 1 a gate failed (--max-errors, --max-error-rate,
+--max-p99, --min-successes (default 1: a run with no 2xx/3xx fails),
+--verify) with a one-line reason; 2 usage error; 130 interrupted by Ctrl-C
+(143 by SIGTERM), after the summary. See docs/load.md.`,
 		Example: `  zerodrop load --url http://127.0.0.1:8000 --workload orders --concurrency 50 --duration 2m --verify
   zerodrop load --url http://127.0.0.1:8080/ --rate 500/s --arrival poisson --duration 30s --max-p99 200ms
   zerodrop load --url http://127.0.0.1:8000 --workload orders --profile half-sine:min=5,max=100,period=10m,step=30s --duration 30m`,
@@ -35,7 +44,10 @@ Usage errors exit 2. See docs/load.md.`,
 			o.Stdout, o.Stderr = cmd.OutOrStdout(), cmd.ErrOrStderr()
 			o.TTY = term.IsTerminal(int(os.Stderr.Fd()))
 			err := load.Main(cmd.Context(), o)
-			var gate *load.GateError
+			var (
+				gate *load.GateError
+				intr *load.InterruptedError
+			)
 			switch {
 			case err == nil:
 				return nil
@@ -43,6 +55,8 @@ Usage errors exit 2. See docs/load.md.`,
 				return withExitCode(2, err)
 			case errors.As(err, &gate):
 				return withExitCode(1, err)
+			case errors.As(err, &intr):
+				return withExitCode(signalExitCode(intr.Cause), err)
 			default:
 				return err
 			}
@@ -79,6 +93,16 @@ Usage errors exit 2. See docs/load.md.`,
 	f.Int64Var(&o.MaxErrors, "max-errors", -1, "gate: fail when more requests than this fail (-1: off)")
 	f.Float64Var(&o.MaxErrorRate, "max-error-rate", -1, "gate: fail above this error rate, 0..1 (-1: off)")
 	f.DurationVar(&o.MaxP99, "max-p99", 0, "gate: fail when p99 latency is above this (0: off)")
-	f.BoolVar(&o.Verify, "verify", false, "orders: read every acknowledged write back; fail on lost writes or duplicates")
+	f.Int64Var(&o.MinSuccesses, "min-successes", 1, "gate: fail with fewer 2xx/3xx responses than this (0: off)")
+	f.BoolVar(&o.Verify, "verify", false, "orders: read every acknowledged write back; fail on lost writes, duplicates, failed read-backs or nothing to verify")
 	return cmd
+}
+
+// signalExitCode is the conventional exit status of a run a signal stopped:
+// 128 + the signal number (130 for Ctrl-C, 143 for SIGTERM).
+func signalExitCode(cause error) int {
+	if cause != nil && strings.HasPrefix(cause.Error(), syscall.SIGTERM.String()) {
+		return 128 + int(syscall.SIGTERM)
+	}
+	return 128 + int(syscall.SIGINT)
 }
