@@ -2,13 +2,14 @@ package accesslog
 
 import (
 	"bufio"
-	"compress/gzip"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/klauspost/compress/gzip"
 )
 
 // MinFields is the fewest fields a line must have (type through "request");
