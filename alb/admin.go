@@ -8,9 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"zerodrop.dev/zerodrop/internal/jsonkeys"
 )
 
 const maxAdminBody = 1 << 20
@@ -126,10 +129,13 @@ func decode(r *http.Request, v any) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return validation("request body: %v", err)
+		return validation("%s", describeDecodeError(err))
 	}
 	if dec.More() {
 		return validation("request body: trailing data after the JSON object")
+	}
+	if err := jsonkeys.Check(body, v); err != nil {
+		return validation("%v", err)
 	}
 	return nil
 }
@@ -153,4 +159,70 @@ func writeAPIError(w http.ResponseWriter, err error) {
 	writeJSON(w, ae.Status, struct {
 		Error *APIError `json:"Error"`
 	}{ae})
+}
+
+// describeDecodeError says what is wrong with a request body in the API's
+// terms: field names as the request spells them and JSON kinds, never Go
+// type names.
+func describeDecodeError(err error) string {
+	var te *json.UnmarshalTypeError
+	var se *json.SyntaxError
+	switch {
+	case errors.As(err, &te):
+		field := te.Field
+		if field == "" {
+			return fmt.Sprintf("request body: want a JSON object, got %s", jsonKind(te.Value))
+		}
+		return fmt.Sprintf("%s: want %s, got %s", field, wantKind(te.Type.Kind()), jsonKind(te.Value))
+	case errors.As(err, &se):
+		return fmt.Sprintf("request body: malformed JSON at byte %d", se.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return "request body: the JSON ends too early"
+	}
+	msg := err.Error()
+	if name, ok := strings.CutPrefix(msg, "json: unknown field "); ok {
+		return fmt.Sprintf("unknown field %s", name)
+	}
+	return "request body: " + strings.TrimPrefix(msg, "json: ")
+}
+
+// wantKind names the JSON value a field of kind k takes.
+func wantKind(k reflect.Kind) string {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "a whole number"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.Slice, reflect.Array:
+		return "a list"
+	case reflect.Pointer, reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "another kind of value"
+}
+
+// jsonKind turns the decoder's description of a value ("string", "number
+// 3.5", "array") into words.
+func jsonKind(v string) string {
+	switch {
+	case strings.HasPrefix(v, "number"):
+		if n := strings.TrimSpace(strings.TrimPrefix(v, "number")); n != "" {
+			return "the number " + n
+		}
+		return "a number"
+	case v == "array":
+		return "a list"
+	case v == "object":
+		return "an object"
+	case v == "bool":
+		return "true or false"
+	case v == "string":
+		return "a string"
+	}
+	return v
 }

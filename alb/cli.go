@@ -1,12 +1,9 @@
 package alb
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -74,6 +71,9 @@ func (c CommandLine) Config(changed func(flag string) bool, getenv func(string) 
 			Rules: []RuleConfig{{Priority: 1, Forward: []WeightedTargetGroup{{TargetGroup: "default"}}}},
 		}
 	}
+	if changed("time-scale") && !(c.TimeScale > 0 && c.TimeScale <= 1000) {
+		return Config{}, fmt.Errorf("alb: --time-scale %v: want a number > 0 and <= 1000 (0.1 runs ten times faster)", c.TimeScale)
+	}
 	fromFlags := c.ConfigFile == ""
 	if fromFlags || changed("listen") {
 		cfg.Listen = c.Listen
@@ -116,28 +116,4 @@ func (c CommandLine) flagError(err error) error {
 		return fmt.Errorf("alb: --target: %s", fe.Msg)
 	}
 	return err
-}
-
-// ProgressLogger returns a Logf for Options that writes one timestamped
-// line per event to w, as text ("15:04:05.000 msg") or JSON objects
-// ({"time","msg"}). It is safe for concurrent use.
-func ProgressLogger(w io.Writer, format string) (func(format string, args ...any), error) {
-	if format != "text" && format != "json" {
-		return nil, fmt.Errorf("alb: -o %q: want text or json", format)
-	}
-	var mu sync.Mutex
-	return func(f string, args ...any) {
-		now, msg := time.Now().UTC(), fmt.Sprintf(f, args...)
-		mu.Lock()
-		defer mu.Unlock()
-		if format == "json" {
-			b, _ := json.Marshal(struct {
-				Time string `json:"time"`
-				Msg  string `json:"msg"`
-			}{now.Format(time.RFC3339Nano), msg})
-			fmt.Fprintf(w, "%s\n", b)
-			return
-		}
-		fmt.Fprintf(w, "%s %s\n", now.Format("15:04:05.000"), msg)
-	}, nil
 }

@@ -92,20 +92,31 @@ func TestCommandLineConfigFile(t *testing.T) {
 	}
 }
 
+// -o json progress lines carry the facts as fields, not only a sentence.
 func TestProgressLogger(t *testing.T) {
 	var buf bytes.Buffer
-	logf, err := ProgressLogger(&buf, "json")
+	emit, err := ProgressLogger(&buf, "json")
 	if err != nil {
 		t.Fatal(err)
 	}
-	logf("target %s healthy", "127.0.0.2:8000")
-	var line struct{ Time, Msg string }
-	if err := json.Unmarshal(buf.Bytes(), &line); err != nil || line.Msg != "target 127.0.0.2:8000 healthy" || line.Time == "" {
+	emit(Event{Kind: EventTargetState, TargetGroup: "default", Target: "127.0.0.2:8000", State: StateUnhealthy,
+		PreviousState: StateHealthy, Reason: ReasonTimeout, Msg: "target group default: 127.0.0.2:8000 healthy -> unhealthy Target.Timeout"})
+	var line map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &line); err != nil {
 		t.Fatalf("json line %q: %v", buf.String(), err)
 	}
+	for k, want := range map[string]string{"event": "target_state", "target_group": "default", "target": "127.0.0.2:8000",
+		"state": "unhealthy", "previous_state": "healthy", "reason": "Target.Timeout"} {
+		if line[k] != want {
+			t.Errorf("json field %s = %v, want %q (line %s)", k, line[k], want, buf.String())
+		}
+	}
+	if line["time"] == "" || line["msg"] == "" {
+		t.Errorf("json line without time or msg: %s", buf.String())
+	}
 	buf.Reset()
-	logf, _ = ProgressLogger(&buf, "text")
-	logf("stopping")
+	emit, _ = ProgressLogger(&buf, "text")
+	emit(Event{Kind: EventStopping, Msg: "stopping"})
 	if !strings.HasSuffix(buf.String(), " stopping\n") {
 		t.Fatalf("text line %q", buf.String())
 	}

@@ -2,6 +2,7 @@ package alb
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"slices"
@@ -210,12 +211,15 @@ func (c Config) withDefaults() (Config, error) {
 	if err := validName(c.Name); err != nil {
 		return c, fieldErr("name", "%v", err)
 	}
-	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return c, fieldErr("listen", "%q: want host:port", c.Listen)
+	if err := checkListenAddr(c.Listen); err != nil {
+		return c, fieldErr("listen", "%q: %v", c.Listen, err)
 	}
 	if c.Admin != "off" {
-		if _, _, err := net.SplitHostPort(c.Admin); err != nil {
-			return c, fieldErr("admin", "%q: want host:port or off", c.Admin)
+		if err := checkListenAddr(c.Admin); err != nil {
+			return c, fieldErr("admin", "%q: %v (or off)", c.Admin, err)
+		}
+		if c.Admin == c.Listen && !strings.HasSuffix(c.Listen, ":0") {
+			return c, fieldErr("admin", "%q is also the listener's address; give the admin API its own", c.Admin)
 		}
 	}
 	if err := checkRange("idleTimeout", time.Duration(c.IdleTimeout), time.Second, 4000*time.Second); err != nil {
@@ -265,6 +269,18 @@ func (c Config) withDefaults() (Config, error) {
 		prios[r.Priority] = true
 	}
 	return c, nil
+}
+
+// checkListenAddr checks a host:port to listen on, port 0–65535.
+func checkListenAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q: want 0–65535", port)
+	}
+	return nil
 }
 
 func validName(s string) error {

@@ -1,6 +1,7 @@
 package alb
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -55,6 +56,18 @@ var durationKeys = []string{"idleTimeout", "connectTimeout", "interval", "timeou
 // The result is validated; defaults are filled in by New.
 func ParseConfig(data []byte, file string) (Config, error) {
 	var c Config
+	if len(bytes.TrimSpace(data)) == 0 {
+		return Config{}, &ConfigError{File: file, Msg: "the file is empty; a load balancer needs at least one target group (see docs/alb.md)"}
+	}
+	// A value the defaults would replace (timeScale: 0) is a mistake, not
+	// a request for the default.
+	var explicit struct {
+		TimeScale *float64 `json:"timeScale"`
+	}
+	if yaml.Unmarshal(data, &explicit) == nil && explicit.TimeScale != nil && *explicit.TimeScale <= 0 {
+		return Config{}, &ConfigError{File: file, Field: "timeScale", Line: findKeyLine(data, []string{"timeScale"}),
+			Msg: fmt.Sprintf("%v: want a number > 0 and <= 1000", *explicit.TimeScale)}
+	}
 	if err := yaml.UnmarshalStrict(data, &c); err != nil {
 		msg := err.Error()
 		ce := &ConfigError{File: file, Msg: cleanYAMLError(msg)}
@@ -83,6 +96,9 @@ func ParseConfig(data []byte, file string) (Config, error) {
 			return Config{}, &ConfigError{File: file, Field: fe.Field, Msg: fe.Msg, Line: findKeyLine(data, fieldKeys(fe.Field))}
 		}
 		return Config{}, &ConfigError{File: file, Msg: err.Error()}
+	}
+	if len(c.TargetGroups) == 0 {
+		return Config{}, &ConfigError{File: file, Field: "targetGroups", Msg: "no target group; a load balancer needs at least one (see docs/alb.md)"}
 	}
 	return c, nil
 }

@@ -68,7 +68,10 @@ func NewDialer() *Dialer {
 }
 
 // SetFault sets (or with FaultNone clears) the fault for addr, an IP or an
-// ip:port. It takes effect at once, also on open connections.
+// ip:port. It takes effect at once, also on open connections. A fault on
+// an ip:port takes precedence over one on its IP, and each is cleared on
+// its own: clearing an ip:port whose IP has a fault is an error (the IP's
+// fault would still apply to it).
 func (d *Dialer) SetFault(addr string, f Fault) error {
 	key, err := faultKey(addr)
 	if err != nil {
@@ -77,6 +80,12 @@ func (d *Dialer) SetFault(addr string, f Fault) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	old := *d.faults.Load()
+	if f == FaultNone && net.ParseIP(key) == nil {
+		host, _, _ := net.SplitHostPort(key)
+		if hf, ok := old[host]; ok {
+			return fmt.Errorf("%s would still be %s: that fault is set on %s (every port); clear it with Address %s", key, hf, host, host)
+		}
+	}
 	m := make(map[string]Fault, len(old)+1)
 	for k, v := range old {
 		m[k] = v
@@ -88,6 +97,18 @@ func (d *Dialer) SetFault(addr string, f Fault) error {
 	}
 	d.faults.Store(&m)
 	return nil
+}
+
+// FaultOf returns the fault in effect for addr (ip:port, or an IP).
+func (d *Dialer) FaultOf(addr string) Fault {
+	key, err := faultKey(addr)
+	if err != nil {
+		return FaultNone
+	}
+	if net.ParseIP(key) != nil {
+		return (*d.faults.Load())[key]
+	}
+	return d.fault(key)
 }
 
 // Faults returns the faults in effect, by address.

@@ -35,8 +35,12 @@ import (
 type Options struct {
 	// Dialer connects to targets and injects faults; NewDialer() by default.
 	Dialer *Dialer
-	// Logf receives progress lines (registrations, state changes, drains).
+	// Logf receives progress lines (registrations, state changes, drains)
+	// as sentences.
 	Logf func(format string, args ...any)
+	// OnEvent receives the same progress as structured events (see
+	// ProgressLogger for a writer of text or JSON lines).
+	OnEvent func(Event)
 	// Registry receives the metrics; a new registry by default. The names
 	// are fixed (CloudWatch's), so one registry holds one load balancer.
 	Registry *prometheus.Registry
@@ -59,6 +63,7 @@ type LoadBalancer struct {
 	accessLog      *accesslog.Writer
 	logFile        *os.File
 	logfFn         func(format string, args ...any)
+	onEvent        func(Event)
 	onRequest      func(e *accesslog.Entry)
 	metrics        *metrics
 	noGroup        *tgMetrics // series for requests no target group took
@@ -91,6 +96,7 @@ func New(cfg Config, opts Options) (*LoadBalancer, error) {
 		cfg:       cfg,
 		dialer:    opts.Dialer,
 		logfFn:    opts.Logf,
+		onEvent:   opts.OnEvent,
 		onRequest: opts.OnRequest,
 		groups:    map[string]*targetGroup{},
 		sched:     newScheduler(),
@@ -163,12 +169,6 @@ func (lb *LoadBalancer) scaled(d time.Duration) time.Duration {
 }
 
 func (lb *LoadBalancer) idleTimeout() time.Duration { return lb.idle }
-
-func (lb *LoadBalancer) logf(format string, args ...any) {
-	if lb.logfFn != nil {
-		lb.logfFn(format, args...)
-	}
-}
 
 // after runs fn after d on the scheduler (d <= 0: at once, inline).
 func (lb *LoadBalancer) after(d time.Duration, fn func()) {
@@ -269,7 +269,8 @@ func (lb *LoadBalancer) Start(ctx context.Context) error {
 	if adminAt == "" {
 		adminAt = "off"
 	}
-	lb.logf("alb %s: listening on %s, admin %s, time scale %g", lb.cfg.Name, ln.Addr(), adminAt, lb.cfg.TimeScale)
+	lb.emit(Event{Kind: EventListening, Listen: ln.Addr().String(), Admin: adminAt,
+		Msg: fmt.Sprintf("alb %s: listening on %s, admin %s, time scale %g", lb.cfg.Name, ln.Addr(), adminAt, lb.cfg.TimeScale)})
 	return nil
 }
 

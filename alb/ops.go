@@ -2,8 +2,10 @@ package alb
 
 import (
 	"fmt"
+	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -26,6 +28,12 @@ func targetAddrs(ts []TargetDescription) ([]string, error) {
 	}
 	out := make([]string, 0, len(ts))
 	for i, t := range ts {
+		if net.ParseIP(t.ID) == nil {
+			return nil, validation("Targets[%d].Id: %q is not an IP address (targets are ip targets)", i, t.ID)
+		}
+		if t.Port < 1 || t.Port > 65535 {
+			return nil, validation("Targets[%d].Port: %d is out of range 1–65535", i, t.Port)
+		}
 		a, err := parseTarget(t.String())
 		if err != nil {
 			return nil, validation("Targets[%d]: %v", i, err)
@@ -152,11 +160,24 @@ func (lb *LoadBalancer) ModifyRule(in ModifyRuleInput) (AcceptedOutput, error) {
 	for _, g := range lb.groupList() {
 		names[g.name] = true
 	}
-	for _, tg := range in.Actions[0].ForwardConfig.TargetGroups {
-		fwd = append(fwd, WeightedTargetGroup{TargetGroup: tg.TargetGroupName, Weight: tg.Weight})
+	const f = "Actions[0].ForwardConfig.TargetGroups"
+	tgs := in.Actions[0].ForwardConfig.TargetGroups
+	if len(tgs) == 0 || len(tgs) > 5 {
+		return AcceptedOutput{}, validation("%s: want 1–5 target groups, got %d", f, len(tgs))
 	}
-	if err := validateForward("Actions[0].ForwardConfig.TargetGroups", fwd, names); err != nil {
-		return AcceptedOutput{}, validation("%v", err)
+	seen := map[string]bool{}
+	for j, tg := range tgs {
+		switch {
+		case !names[tg.TargetGroupName]:
+			return AcceptedOutput{}, &APIError{Status: 400, Code: "TargetGroupNotFound",
+				Message: fmt.Sprintf("%s[%d].TargetGroupName: no target group %q", f, j, tg.TargetGroupName)}
+		case seen[tg.TargetGroupName]:
+			return AcceptedOutput{}, validation("%s[%d].TargetGroupName: %q is listed twice", f, j, tg.TargetGroupName)
+		case tg.Weight != nil && (*tg.Weight < 0 || *tg.Weight > 999):
+			return AcceptedOutput{}, validation("%s[%d].Weight: %d is out of range 0–999", f, j, *tg.Weight)
+		}
+		seen[tg.TargetGroupName] = true
+		fwd = append(fwd, WeightedTargetGroup{TargetGroup: tg.TargetGroupName, Weight: tg.Weight})
 	}
 	prio := in.Priority
 	return lb.schedule("ModifyRule", func() {
@@ -170,7 +191,8 @@ func (lb *LoadBalancer) ModifyRule(in ModifyRuleInput) (AcceptedOutput, error) {
 			}
 		}
 		lb.setRules(rules)
-		lb.logf("rule %d: forward %s", prio, describeForward(fwd))
+		lb.emit(Event{Kind: EventRule, Priority: prio, Forward: describeForward(fwd),
+			Msg: fmt.Sprintf("rule %d: forward %s", prio, describeForward(fwd))})
 	}), nil
 }
 
@@ -194,6 +216,9 @@ func describeForward(fwd []WeightedTargetGroup) string {
 func (lb *LoadBalancer) ModifyTargetGroup(in ModifyTargetGroupInput) (AcceptedOutput, error) {
 	g, err := lb.group(in.TargetGroupName)
 	if err != nil {
+		return AcceptedOutput{}, err
+	}
+	if err := in.validate(); err != nil {
 		return AcceptedOutput{}, err
 	}
 	g.mu.Lock()
@@ -224,8 +249,12 @@ func (lb *LoadBalancer) ModifyTargetGroup(in ModifyTargetGroupInput) (AcceptedOu
 	if in.Matcher != nil {
 		hc.SuccessCodes = in.Matcher.HTTPCode
 	}
+	if hc.Timeout > hc.Interval {
+		return AcceptedOutput{}, validation("HealthCheckTimeoutSeconds: %d must not exceed HealthCheckIntervalSeconds %d",
+			int(time.Duration(hc.Timeout)/time.Second), int(time.Duration(hc.Interval)/time.Second))
+	}
 	if err := hc.validate("HealthCheck"); err != nil {
-		return AcceptedOutput{}, validation("%v", err)
+		return AcceptedOutput{}, validation("%v", err) // unreachable after in.validate; kept as a guard
 	}
 	m, _ := ParseMatcher(hc.SuccessCodes)
 	return lb.schedule("ModifyTargetGroup", func() {
@@ -237,8 +266,43 @@ func (lb *LoadBalancer) ModifyTargetGroup(in ModifyTargetGroupInput) (AcceptedOu
 				g.startHealthLocked(t)
 			}
 		}
-		lb.logf("target group %s: health check %s every %v", g.name, hc.Path, time.Duration(hc.Interval))
+		lb.emit(Event{Kind: EventHealthCheck, TargetGroup: g.name,
+			Msg: fmt.Sprintf("target group %s: health check %s every %v", g.name, hc.Path, time.Duration(hc.Interval))})
 	}), nil
+}
+
+// validate checks the set fields of a ModifyTargetGroup input in the API's
+// own names and units (seconds, counts), as the ELB API's ranges say.
+func (in ModifyTargetGroupInput) validate() error {
+	ranges := []struct {
+		name   string
+		v      int
+		lo, hi int
+	}{
+		{"HealthCheckIntervalSeconds", in.HealthCheckIntervalSeconds, 5, 300},
+		{"HealthCheckTimeoutSeconds", in.HealthCheckTimeoutSeconds, 2, 120},
+		{"HealthyThresholdCount", in.HealthyThresholdCount, 2, 10},
+		{"UnhealthyThresholdCount", in.UnhealthyThresholdCount, 2, 10},
+	}
+	for _, r := range ranges {
+		if r.v != 0 && (r.v < r.lo || r.v > r.hi) {
+			return validation("%s: %d is out of range %d–%d", r.name, r.v, r.lo, r.hi)
+		}
+	}
+	if p := in.HealthCheckPath; p != "" && (!strings.HasPrefix(p, "/") || len(p) > 1024) {
+		return validation("HealthCheckPath: %q: want an absolute path of at most 1024 characters", p)
+	}
+	if p := in.HealthCheckPort; p != "" && p != "traffic-port" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return validation("HealthCheckPort: %q: want traffic-port or 1–65535", p)
+		}
+	}
+	if in.Matcher != nil {
+		if _, err := ParseMatcher(in.Matcher.HTTPCode); err != nil {
+			return validation("Matcher.HttpCode: %v", err)
+		}
+	}
+	return nil
 }
 
 // Target group attribute keys.
@@ -288,7 +352,7 @@ func (lb *LoadBalancer) ModifyTargetGroupAttributes(in ModifyTargetGroupAttribut
 		g.mu.Lock()
 		g.settings.deregDelay, g.settings.slowStart, g.settings.algorithm = s.deregDelay, s.slowStart, s.algorithm
 		g.mu.Unlock()
-		lb.logf("target group %s: attributes %v", g.name, attributesOf(s))
+		lb.emit(Event{Kind: EventAttributes, TargetGroup: g.name, Msg: fmt.Sprintf("target group %s: attributes %v", g.name, attributesOf(s))})
 	})
 	return ModifyTargetGroupAttributesOutput{EffectiveAt: acc.EffectiveAt, Attributes: attributesOf(s)}, nil
 }
@@ -313,10 +377,16 @@ func (lb *LoadBalancer) SetTargetFault(in SetTargetFaultInput) error {
 	if err != nil {
 		return validation("Fault: %v", err)
 	}
+	was := lb.dialer.FaultOf(in.Address)
 	if err := lb.dialer.SetFault(in.Address, f); err != nil {
 		return validation("Address: %v", err)
 	}
-	lb.logf("fault %s: %s", in.Address, f)
+	now := lb.dialer.FaultOf(in.Address)
+	msg := fmt.Sprintf("fault %s: %s (was %s)", in.Address, now, was)
+	if f == FaultNone && was == FaultNone {
+		msg = fmt.Sprintf("fault %s: none (no fault was set)", in.Address)
+	}
+	lb.emit(Event{Kind: EventFault, Address: in.Address, Fault: now.String(), Msg: msg})
 	return nil
 }
 

@@ -409,7 +409,7 @@ func (lb *LoadBalancer) finish(e *accesslog.Entry, m *tgMetrics) {
 	}
 	if lb.accessLog != nil {
 		if err := lb.accessLog.Write(e); err != nil {
-			lb.logf("access log: %v", err)
+			lb.emit(Event{Kind: EventAccessLogErr, Error: err.Error(), Msg: fmt.Sprintf("access log: %v", err)})
 		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,7 +145,8 @@ func (g *targetGroup) applyRegister(addr string) {
 	}
 	t.dpRegistered = true
 	g.startHealthLocked(t)
-	g.lb.logf("target group %s: registered %s", g.name, addr)
+	g.lb.emit(Event{Kind: EventRegistered, TargetGroup: g.name, Target: addr,
+		Msg: fmt.Sprintf("target group %s: registered %s", g.name, addr)})
 }
 
 // startHealthLocked (re)starts t's health checks with the current settings.
@@ -208,7 +210,10 @@ func (g *targetGroup) applyDeregister(addr string) {
 	// No new requests will use the pool: close idle connections now and
 	// busy ones as their requests finish.
 	t.pool.closeIdle(true)
-	g.lb.logf("target group %s: draining %s for %v (%d in flight)", g.name, addr, delay, t.inflight.Load())
+	n := t.inflight.Load()
+	g.lb.emit(Event{Kind: EventDraining, TargetGroup: g.name, Target: addr, State: StateDraining,
+		Reason: ReasonDeregistrationInProgress, Delay: delay.String(), InFlight: int64p(n),
+		Msg: fmt.Sprintf("target group %s: draining %s for %v (%d in flight)", g.name, addr, delay, n)})
 	g.lb.after(delay, func() { g.removeTarget(t) })
 }
 
@@ -220,11 +225,12 @@ func (g *targetGroup) removeTarget(t *target) {
 	n := t.inflight.Load()
 	t.cut()
 	t.pool.closeIdle(true)
+	ev := Event{Kind: EventDeregistered, TargetGroup: g.name, Target: t.addr, State: StateUnused,
+		Reason: ReasonNotRegistered, InFlight: int64p(n), Msg: fmt.Sprintf("target group %s: %s deregistered", g.name, t.addr)}
 	if n > 0 {
-		g.lb.logf("target group %s: deregistration delay of %s ended with %d requests in flight; cutting them", g.name, t.addr, n)
-	} else {
-		g.lb.logf("target group %s: %s deregistered", g.name, t.addr)
+		ev.Msg = fmt.Sprintf("target group %s: deregistration delay of %s ended with %d requests in flight; cutting them", g.name, t.addr, n)
 	}
+	g.lb.emit(ev)
 }
 
 // recordHealth applies one health-check result from generation gen.
@@ -256,7 +262,8 @@ func (g *targetGroup) recordHealth(t *target, gen int, ok bool, reason, desc str
 		t.reason, t.desc = reason, desc
 	}
 	if t.health != old {
-		g.lb.logf("target group %s: %s %s -> %s %s", g.name, t.addr, old, t.health, t.reason)
+		g.lb.emit(Event{Kind: EventTargetState, TargetGroup: g.name, Target: t.addr, State: t.health, PreviousState: old,
+			Reason: t.reason, Msg: strings.TrimSpace(fmt.Sprintf("target group %s: %s %s -> %s %s", g.name, t.addr, old, t.health, t.reason))})
 	}
 }
 

@@ -41,7 +41,7 @@ With --config, --listen, --admin, --admin-token, --access-log and --time-scale
 override the file; the target-group flags are not allowed. See docs/alb.md.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			logf, err := alb.ProgressLogger(cmd.ErrOrStderr(), output)
+			progress, err := alb.ProgressLogger(cmd.ErrOrStderr(), output)
 			if err != nil {
 				return withExitCode(2, err)
 			}
@@ -49,7 +49,7 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 			if err != nil {
 				return withExitCode(2, err)
 			}
-			lb, err := alb.New(cfg, alb.Options{Logf: logf})
+			lb, err := alb.New(cfg, alb.Options{OnEvent: progress})
 			if err != nil {
 				return withExitCode(2, err)
 			}
@@ -57,20 +57,20 @@ override the file; the target-group flags are not allowed. See docs/alb.md.`,
 				return err
 			}
 			<-cmd.Context().Done()
-			logf("alb: stopping")
+			progress(alb.Event{Kind: alb.EventStopping, Msg: "alb: stopping"})
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 			defer cancel()
 			return lb.Close(ctx)
 		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&output, "output", "o", "text", "progress lines on stderr: text or json (one object per line)")
+	f.StringVarP(&output, "output", "o", "text", "progress lines on stderr: text or json (one object per line with event, target_group, target, state, reason, ...)")
 	f.StringVar(&c.ConfigFile, "config", "", "YAML file with listener, rules, target groups and attributes")
 	f.StringVar(&c.Listen, "listen", "127.0.0.1:8080", "listener address")
 	f.StringVar(&c.Admin, "admin", "127.0.0.1:8081", `admin API and /metrics address ("off" to disable)`)
 	f.StringVar(&c.AdminToken, "admin-token", "", "bearer token the admin API requires (or ZERODROP_ALB_ADMIN_TOKEN)")
 	f.StringVar(&c.AccessLog, "access-log", "", `access log file, "-" for stdout (default none)`)
-	f.Float64Var(&c.TimeScale, "time-scale", 1, "multiply every duration (0.1 runs ten times faster)")
+	f.Float64Var(&c.TimeScale, "time-scale", 1, "multiply every duration, > 0 and <= 1000 (0.1 runs ten times faster)")
 	f.StringVar(&c.Defaults, "defaults", alb.DefaultsController, "health-check defaults: controller (15s interval, healthy 2) or api (30s, healthy 5)")
 	f.StringArrayVar(&c.Targets, "target", nil, "target ip:port (repeatable)")
 	f.StringVar(&c.HealthPath, "health-path", "", "health-check path (default /)")
