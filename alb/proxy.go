@@ -175,18 +175,35 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 		return classifyTargetError(err)
 	}
 
+	// The request goes out while the response is read, as HTTP/1.1 allows
+	// a server to answer before it has read the whole request (RFC 9112
+	// §9.6): a target that answers early (a 413 for a body over its limit)
+	// and closes has answered, and its complete answer is relayed, as
+	// proxies such as HAProxy relay it. Only a close before a complete
+	// answer is the ALB's 502.
 	dispatch := time.Now()
 	body := &countingReader{r: r.Body}
-	if err := writeRequest(tc.bw, r, body, lb.listenPort, trace); err != nil {
-		release(false)
-		if body.err != nil && !errors.Is(body.err, io.EOF) {
-			fail(460, accesslog.ReasonClientClosed)
-			return
+	wrote := make(chan error, 1)
+	go func() { wrote <- writeRequest(tc.bw, r, body, lb.listenPort, trace) }()
+	var (
+		writeErr  error
+		writeDone bool
+		released  bool
+	)
+	// stopWriting ends the request's transmission (the client's body is
+	// no longer read, the target connection is dropped) and waits for the
+	// writer, so that nothing reads the request after the handler returns.
+	stopWriting := func() {
+		if !released {
+			released = true
+			release(false)
 		}
-		fail(classify(err))
-		return
+		if !writeDone {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now())
+			writeErr, writeDone = <-wrote, true
+		}
 	}
-	e.ReceivedBytes += body.n
+	clientBodyFailed := func() bool { return body.err != nil && !errors.Is(body.err, io.EOF) && !isTimeout(body.err) }
 
 	tc.countHeaders(true)
 	resp, err := http.ReadResponse(tc.br, r)
@@ -195,10 +212,35 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	}
 	tc.countHeaders(false)
 	if err != nil {
-		release(false)
+		// Whatever the writer saw, the request is outstanding and got no
+		// answer: a failed write (RST, EPIPE) explains it best, then the
+		// read error (FIN, timeout).
+		select {
+		case writeErr = <-wrote:
+			writeDone = true
+		default:
+		}
+		stopWriting()
+		e.ReceivedBytes += body.n
+		if clientBodyFailed() {
+			fail(460, accesslog.ReasonClientClosed)
+			return
+		}
+		if writeErr != nil && !errors.Is(writeErr, net.ErrClosed) && !isTimeout(writeErr) && cause.Load() == causeNone {
+			fail(classify(writeErr))
+			return
+		}
 		fail(classify(err))
 		return
 	}
+	select {
+	case writeErr = <-wrote:
+		writeDone = true
+	default:
+	}
+	// early: the target answered before it had the whole request; the
+	// client's connection cannot carry another request after this one.
+	early := !writeDone || writeErr != nil
 	respStart := time.Now()
 	e.RequestProcessingTime = accesslog.Seconds(dispatch.Sub(received))
 	e.TargetProcessingTime = accesslog.Seconds(respStart.Sub(dispatch))
@@ -217,6 +259,9 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 			h.Del(strings.TrimSpace(name))
 		}
 	}
+	if early {
+		h.Set("Connection", "close")
+	}
 	if resp.ContentLength >= 0 && resp.StatusCode != http.StatusNoContent && resp.StatusCode != http.StatusNotModified && r.Method != http.MethodHead {
 		h.Set("Content-Length", strconv.FormatInt(resp.ContentLength, 10))
 	}
@@ -224,6 +269,10 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	src := &countingReader{r: resp.Body}
 	n, copyErr := relayBody(w, src, resp.ContentLength, tc.br)
 	resp.Body.Close()
+	if early {
+		stopWriting()
+	}
+	e.ReceivedBytes += body.n
 	e.SentBytes = responseHeaderSize(resp) + n
 	e.ResponseProcessingTime = accesslog.Seconds(time.Since(respStart))
 	e.ELBStatusCode = resp.StatusCode
@@ -231,17 +280,20 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	case src.err != nil && !errors.Is(src.err, io.EOF):
 		// The target failed mid-body: the client already has the status,
 		// so the only thing left is to cut its connection.
-		release(false)
+		stopWriting()
 		_, e.ErrorReason = classify(src.err)
 		lb.finish(e, g.m)
 		panic(http.ErrAbortHandler)
 	case copyErr != nil:
-		release(false)
+		stopWriting()
 		e.ErrorReason = accesslog.ReasonClientClosed
 		lb.finish(e, g.m)
 		return
 	}
-	release(!resp.Close)
+	if !released {
+		released = true
+		release(!resp.Close && !early)
+	}
 	lb.finish(e, g.m)
 }
 
