@@ -110,6 +110,12 @@ func Prepare(c Config, serverForUsers string) (*CA, error) {
 	if serving["etcd-server"], err = ca.Serving("etcd", []string{"localhost"}, loop); err != nil {
 		return nil, err
 	}
+	if serving["controller-manager-serving"], err = ca.Serving("kube-controller-manager", []string{"localhost"}, loop); err != nil {
+		return nil, err
+	}
+	if serving["scheduler-serving"], err = ca.Serving("kube-scheduler", []string{"localhost"}, loop); err != nil {
+		return nil, err
+	}
 	if serving["apiserver-etcd-client"], err = ca.Client(APIServerEtcdIdentity); err != nil {
 		return nil, err
 	}
@@ -211,7 +217,8 @@ func Components(c Config) []Component {
 				"--service-account-private-key-file=" + c.pki("sa.key"),
 				"--root-ca-file=" + c.pki("ca.crt"),
 				"--cluster-signing-cert-file=" + c.pki("ca.crt"), "--cluster-signing-key-file=" + c.pki("ca.key"),
-				"--cert-dir=" + c.pki("generated"),
+				"--tls-cert-file=" + c.pki("controller-manager-serving.crt"),
+				"--tls-private-key-file=" + c.pki("controller-manager-serving.key"),
 				"--node-monitor-grace-period=" + sec(grace) + "s",
 				"--node-monitor-period=" + sec(5*time.Second) + "s",
 				"--node-startup-grace-period=" + sec(60*time.Second) + "s",
@@ -228,6 +235,8 @@ func Components(c Config) []Component {
 				"--authentication-kubeconfig=" + c.KubeconfigPath("scheduler"),
 				"--authorization-kubeconfig=" + c.KubeconfigPath("scheduler"),
 				"--bind-address=127.0.0.1", "--secure-port=" + strconv.Itoa(SchedulerPort),
+				"--tls-cert-file=" + c.pki("scheduler-serving.crt"),
+				"--tls-private-key-file=" + c.pki("scheduler-serving.key"),
 				"--leader-elect=false",
 				"--kube-api-qps=200", "--kube-api-burst=400",
 			},

@@ -217,3 +217,23 @@ func resourceValue(c *corev1.Container, ref *corev1.ResourceFieldSelector, node 
 	}
 	return strconv.FormatInt((q.Value()+divisor.Value()-1)/divisor.Value(), 10), nil
 }
+
+// expandArgs expands $(VAR) references in a container's command or args
+// against its environment, as the kubelet does; unknown references stay
+// as written.
+func expandArgs(list []string, env []string) []string {
+	if len(list) == 0 {
+		return list
+	}
+	vars := make(map[string]string, len(env))
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	mapping := expansion.MappingFuncFor(vars)
+	out := make([]string, len(list))
+	for i, s := range list {
+		out[i] = expansion.Expand(s, mapping)
+	}
+	return out
+}

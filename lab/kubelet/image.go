@@ -15,7 +15,9 @@ import (
 // calls /bin/sh in a shell-less image fails as it does on a real node.
 type Image struct {
 	// Match is a path.Match pattern on the image reference without tag or
-	// digest, e.g. "*zerodrop" or "docker.io/library/busybox".
+	// digest: with a slash it matches the whole name
+	// ("docker.io/library/busybox"), without one the last path element
+	// ("zerodrop" matches ghcr.io/acme/zerodrop:v1 and zerodrop:dev).
 	Match      string            `json:"match"`
 	Entrypoint []string          `json:"entrypoint,omitempty"`
 	Cmd        []string          `json:"cmd,omitempty"`
@@ -36,7 +38,7 @@ var ErrNotFound = errors.New("executable file not found in $PATH")
 // element is "zerodrop") to the running binary.
 func DefaultImages(binary string) []Image {
 	return []Image{{
-		Match:          "*zerodrop",
+		Match:          "zerodrop",
 		Entrypoint:     []string{"/zerodrop"},
 		Cmd:            []string{"serve"},
 		Files:          map[string]string{"/zerodrop": binary, "/usr/local/bin/zerodrop": binary},
@@ -48,7 +50,11 @@ func DefaultImages(binary string) []Image {
 func ResolveImage(images []Image, ref string) (*Image, error) {
 	name := imageName(ref)
 	for i := range images {
-		if ok, _ := path.Match(images[i].Match, name); ok {
+		subject := name
+		if !strings.Contains(images[i].Match, "/") {
+			subject = path.Base(name)
+		}
+		if ok, _ := path.Match(images[i].Match, subject); ok {
 			return &images[i], nil
 		}
 	}

@@ -16,7 +16,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"os"
+	"encoding/json"
 	"path/filepath"
 	"sync"
 	"time"
@@ -347,27 +347,9 @@ func (k *Kubelet) node() *corev1.Node {
 }
 
 func (k *Kubelet) register(ctx context.Context) error {
-	node := k.node()
 	var err error
 	for attempt := 0; ; attempt++ {
-		var created *corev1.Node
-		created, err = k.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
-		if apierrors.IsAlreadyExists(err) {
-			var existing *corev1.Node
-			existing, err = k.client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
-			if err == nil {
-				existing.Labels = node.Labels
-				existing.Spec.Taints = node.Spec.Taints
-				created, err = k.client.CoreV1().Nodes().Update(ctx, existing, metav1.UpdateOptions{})
-			}
-		}
-		if err == nil {
-			// Status is a subresource: write it on its own.
-			node.ResourceVersion = created.ResourceVersion
-			created.Status = node.Status
-			_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, created, metav1.UpdateOptions{})
-		}
-		if err == nil || ctx.Err() != nil || attempt >= 20 {
+		if err = k.registerOnce(ctx); err == nil || ctx.Err() != nil || attempt >= 50 {
 			break
 		}
 		select {
@@ -376,9 +358,43 @@ func (k *Kubelet) register(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("registering node %s: %w", node.Name, err)
+		return fmt.Errorf("registering node %s: %w", k.cfg.NodeName, err)
 	}
 	return nil
+}
+
+// registerOnce creates the Node (or takes over an existing one of the same
+// name, as a kubelet restarting on the same host does) and posts its
+// status through a merge patch, so a concurrent writer (the TTL or
+// node-lifecycle controller) cannot make it conflict.
+func (k *Kubelet) registerOnce(ctx context.Context) error {
+	node := k.node()
+	status := node.Status
+	node.Status = corev1.NodeStatus{}
+	_, err := k.client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		existing, gerr := k.client.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{})
+		if gerr != nil {
+			return gerr
+		}
+		existing.Labels = node.Labels
+		existing.Spec.Taints = node.Spec.Taints
+		existing.Spec.Unschedulable = false
+		_, err = k.client.CoreV1().Nodes().Update(ctx, existing, metav1.UpdateOptions{})
+	}
+	if err != nil {
+		return err
+	}
+	return k.patchNodeStatus(ctx, status)
+}
+
+func (k *Kubelet) patchNodeStatus(ctx context.Context, status corev1.NodeStatus) error {
+	body, err := json.Marshal(map[string]any{"status": status})
+	if err != nil {
+		return err
+	}
+	_, err = k.client.CoreV1().Nodes().Patch(ctx, k.cfg.NodeName, types.StrategicMergePatchType, body, metav1.PatchOptions{}, "status")
+	return err
 }
 
 // heartbeat renews the node Lease every quarter of its duration and posts
@@ -451,9 +467,5 @@ func (k *Kubelet) postStatus(ctx context.Context) error {
 			}
 		}
 	}
-	node.Status.Conditions = fresh.Status.Conditions
-	_, err = k.client.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
-	return err
+	return k.patchNodeStatus(ctx, fresh.Status)
 }
-
-var _ = os.Getpid

@@ -329,7 +329,7 @@ func (w *podWorker) start(ctx context.Context, c *container) {
 		w.backoff(c, now)
 		return
 	}
-	argv := image.Argv(c.spec.Command, c.spec.Args)
+	argv := image.Argv(expandArgs(c.spec.Command, env), expandArgs(c.spec.Args, env))
 	if len(argv) == 0 {
 		w.failStart(c, now, "no command specified")
 		return

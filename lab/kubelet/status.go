@@ -330,7 +330,7 @@ func (w *podWorker) exec(ctx context.Context, pod *corev1.Pod, c *corev1.Contain
 	if err != nil {
 		return -1, "", err
 	}
-	argv := cmd
+	argv := expandArgs(cmd, env)
 	if image.ScaleDurations {
 		argv = ScaleArgv(cmd, w.k.cfg.TimeScale)
 	}

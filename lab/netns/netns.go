@@ -62,14 +62,6 @@ func SetupPodNetwork(podRange netip.Prefix) error {
 	return nil
 }
 
-// InNamespace tells whether this process runs in a network namespace other
-// than the one of PID 1 (best effort: false when it cannot tell).
-func InNamespace() bool {
-	self, err1 := os.Readlink("/proc/self/ns/net")
-	init, err2 := os.Readlink("/proc/1/ns/net")
-	return err1 == nil && err2 == nil && self != init
-}
-
 const tableName = "zerodrop-lab"
 
 // Blackhole drops, silently, every packet from or to the given prefixes
