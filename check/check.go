@@ -109,8 +109,11 @@ type WorkloadReport struct {
 	Routes      []string     `json:"routes,omitempty"`
 	Container   string       `json:"container,omitempty"`
 	Termination *Timeline    `json:"termination,omitempty"`
-	Startup     *Timeline    `json:"startup,omitempty"`
-	Findings    []Finding    `json:"findings"`
+	// Containers is every container's termination schedule, for pods with
+	// more than one container.
+	Containers []manifest.ContainerStop `json:"containers,omitempty"`
+	Startup    *Timeline                `json:"startup,omitempty"`
+	Findings   []Finding                `json:"findings"`
 	// Served is false for workloads behind no Service: they are not judged.
 	Served bool `json:"served"`
 }
@@ -148,8 +151,21 @@ func Run(m *manifest.Model, cfg Config) *Report {
 		diagObjects[w.Ref()] = &w.Meta
 	}
 	for _, d := range m.Diagnostics {
-		f := newFinding(IDManifest, d.Object, d.Message, Evidence{Pos: d.Pos, Note: "rejected or not interpretable"})
-		f.Fix = "Correct the value: " + d.Message
+		var f Finding
+		switch d.Kind {
+		case manifest.DiagDuplicate:
+			f = newFinding(IDDuplicateObject, d.Object, d.Message, Evidence{Pos: d.Pos, Note: "the definition that is checked"})
+			for _, p := range d.Related {
+				f.Evidence = append(f.Evidence, Evidence{Pos: p, Note: "an earlier definition, ignored"})
+			}
+			f.Fix = "check one setup per command (for example zerodrop check -f before.yaml, then -f after.yaml), or rename one of the objects"
+		case manifest.DiagIngressClass:
+			f = newFinding(IDIngressClass, d.Object, d.Message, Evidence{Pos: d.Pos, Note: "ingress class"})
+			f.Fix = fmt.Sprintf("include the IngressClass (spec.controller: %s) with the manifests, or set spec.ingressClassName: alb", manifest.ALBController)
+		default:
+			f = newFinding(IDManifest, d.Object, d.Message, Evidence{Pos: d.Pos, Note: "rejected or not interpretable"})
+			f.Fix = "Correct the value: " + d.Message
+		}
 		if obj := findMeta(m, d.Object); obj != nil {
 			f.objects = append(f.objects, obj)
 		}

@@ -9,28 +9,31 @@ import (
 	"zerodrop.dev/zerodrop/manifest"
 )
 
-func (x *wctx) add(id, msg, fix string, objs []*manifest.Meta, ev ...Evidence) {
+func (x *wctx) add(id, msg, fix string, objs []*manifest.Meta, ev ...Evidence) *Finding {
 	f := newFinding(id, x.w.Ref(), msg, ev...)
 	if fix != "" {
 		f.Fix = fix
 	}
 	f.objects = objs
 	x.findings = append(x.findings, f)
+	return &x.findings[len(x.findings)-1]
 }
 
-func (x *wctx) tgObjects() []*manifest.Meta {
-	if x.tg == nil {
+func (x *wctx) tgObjects() []*manifest.Meta { return x.tgObjectsOf(x.tg) }
+
+func (x *wctx) tgObjectsOf(tg *manifest.TargetGroup) []*manifest.Meta {
+	if tg == nil {
 		return nil
 	}
 	var out []*manifest.Meta
-	if x.tg.Ingress != nil {
-		out = append(out, &x.tg.Ingress.Meta)
+	if tg.Ingress != nil {
+		out = append(out, &tg.Ingress.Meta)
 	}
-	if x.tg.Binding != nil {
-		out = append(out, &x.tg.Binding.Meta)
+	if tg.Binding != nil {
+		out = append(out, &tg.Binding.Meta)
 	}
-	if x.tg.Service != nil {
-		out = append(out, &x.tg.Service.Meta)
+	if tg.Service != nil {
+		out = append(out, &tg.Service.Meta)
 	}
 	return out
 }
@@ -69,6 +72,11 @@ func (x *wctx) rules() {
 			nil, ev(c.Readiness.Pos, "readinessProbe %s", endpoint(c.Readiness)), ev(l.Pos, "livenessProbe %s", endpoint(l)))
 	}
 
+	if x.unrouted {
+		x.unroutedRules()
+		return
+	}
+
 	if alb {
 		objs := x.tgObjects()
 		// ZD003: readiness path vs ALB health-check path.
@@ -78,10 +86,17 @@ func (x *wctx) rules() {
 				objs, ev(hc.Path.Pos, "ALB health-check path %s%s", hc.Path.Value, defaultNote(hc.Path.Default)), ev(r.Path.Pos, "readiness path %s", r.Path.Value))
 		}
 		// ZD004: health check on a user path.
-		if !healthish.MatchString(hc.Path.Value) {
-			x.add(IDUserPathHealthCheck, fmt.Sprintf("the ALB health check requests %s, a user path", hc.Path.Value),
-				fmt.Sprintf("serve a health endpoint such as /healthz and set %shealthcheck-path: /healthz (and the readiness probe to the same path)", manifest.ALBAnnotationPrefix),
-				objs, ev(hc.Path.Pos, "health-check path %s%s", hc.Path.Value, defaultNote(hc.Path.Default)))
+		x.userPathRule(hc, objs)
+		// ZD021: health-check port vs readiness port.
+		if r := c.Readiness; r != nil && r.Handler != manifest.HandlerExec && x.readyPortOK && x.hc.Known && x.hc.Port != x.readyPort.Port {
+			fix := fmt.Sprintf("set %shealthcheck-port: %d (the port readiness checks)", manifest.ALBAnnotationPrefix, x.readyPort.Port)
+			if tp, ok := x.tg.TrafficPort(w); ok && tp.Port == x.readyPort.Port {
+				fix = fmt.Sprintf("set %shealthcheck-port: traffic-port (the port readiness checks)", manifest.ALBAnnotationPrefix)
+			}
+			x.add(IDHealthCheckPort, fmt.Sprintf("the ALB health check requests port %d but readiness checks port %d: when the app fails readiness at shutdown the ALB keeps the target healthy, and only deregistration (estimate %s) stops traffic",
+				x.hc.Port, x.readyPort.Port, secs(x.cfg.DeregistrationPropagation)),
+				fix+", or probe readiness on the port the ALB checks",
+				objs, ev(hc.Port.Pos, "health-check port %s%s: %s", hc.Port.Value, defaultNote(hc.Port.Default), x.hc.How), ev(r.Port.Pos, "readiness port %s", r.Port.Value.String()))
 		}
 		// ZD005: failure detection far apart.
 		if r := c.Readiness; r != nil {
@@ -110,15 +125,30 @@ func (x *wctx) rules() {
 	delayEv := x.delayEvidence()
 	need := ceilSeconds(x.lbStop)
 	if x.preStopKnown {
+		graceFix := func(need int64) string {
+			g := ceilSeconds(time.Duration(need)*time.Second + x.maxReq + GraceMargin)
+			if time.Duration(g)*time.Second <= x.grace {
+				return ""
+			}
+			return fmt.Sprintf("; raise terminationGracePeriodSeconds to at least %d", g)
+		}
 		switch {
+		case x.pnr != nil:
+			// ZD024 below: a longer delay cannot catch up with a load
+			// balancer that waits for the pod to be gone.
+		case x.stop != nil && x.stopAccepting < x.lbStop:
+			x.add(IDPreStopStopsServer, fmt.Sprintf("the preStop hook of container %s runs `%s` %s after delete: the server stops accepting %s before the load balancer stops sending (%s)",
+				c.Name, x.stop.Command, secs(x.stop.At), secs(x.lbStop-x.stopAccepting), x.lbStopWhy),
+				fmt.Sprintf("sleep first, then stop: `sleep %d && %s` (or drop the stop command and let SIGTERM stop the server after the sleep)%s", need, x.stop.Command, graceFix(need)),
+				nil, append([]Evidence{ev(c.PreStop.Duration.Pos, "preStop runs `%s` at %s", x.stop.Command, secs(x.stop.At))}, delayEv[1:]...)...)
 		case x.stopAccepting == 0:
 			x.add(IDNoTerminationDelay, fmt.Sprintf("container %s stops accepting at once on delete, while the load balancer needs about %s to stop sending", c.Name, secs(x.lbStop)),
-				fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (Kubernetes ≥ 1.30), or exec [\"/zerodrop\", \"sleep\", \"%ds\"], or %s=%ds with the drain library; raise terminationGracePeriodSeconds to at least %d",
-					need, need, manifest.EnvShutdownDelay, need, ceilSeconds(time.Duration(need)*time.Second+x.maxReq+GraceMargin)),
+				fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (Kubernetes ≥ 1.30), or exec [\"/zerodrop\", \"sleep\", \"%ds\"], or %s=%ds with the drain library%s",
+					need, need, manifest.EnvShutdownDelay, need, graceFix(need)),
 				nil, delayEv...)
 		case x.stopAccepting < x.lbStop:
 			x.add(IDDelayBelowDereg, fmt.Sprintf("the app stops accepting %s after delete, %s before the load balancer stops sending (%s)", secs(x.stopAccepting), secs(x.lbStop-x.stopAccepting), x.lbStopWhy),
-				fmt.Sprintf("make the delay at least %ds (preStop sleep or %s) and terminationGracePeriodSeconds at least %d", need, manifest.EnvShutdownDelay, ceilSeconds(time.Duration(need)*time.Second+x.maxReq+GraceMargin)),
+				fmt.Sprintf("make the delay at least %ds (preStop sleep or %s)%s", need, manifest.EnvShutdownDelay, graceFix(need)),
 				nil, delayEv...)
 		}
 	}
@@ -143,7 +173,11 @@ func (x *wctx) rules() {
 	// ZD009: shell-less image.
 	for _, ct := range w.Pod.Containers {
 		ps := ct.PreStop
-		if ps == nil || !(ps.NeedsShell || ps.NeedsSleep) || !imageWithoutShell(ct.Image.Value) {
+		if ps == nil || !(ps.NeedsShell || ps.NeedsSleep) {
+			continue
+		}
+		shell := manifest.ImageShellOf(ct.Image.Value)
+		if shell.HasShell {
 			continue
 		}
 		what := "a sleep binary"
@@ -156,13 +190,107 @@ func (x *wctx) rules() {
 		}
 		x.add(IDShellless, fmt.Sprintf("preStop of container %s needs %s, but image %s has none: the hook fails and SIGTERM comes at once", ct.Name, what, ct.Image.Value),
 			fmt.Sprintf("replace the exec hook with lifecycle.preStop.sleep.seconds: %d (Kubernetes ≥ 1.30), or exec [\"/zerodrop\", \"sleep\", \"%ds\"], or httpGet on the drain library's preStop endpoint", n, n),
-			nil, ev(ps.Pos, "preStop exec %q", strings.Join(ps.Command, " ")), ev(ct.Image.Pos, "image %s", ct.Image.Value))
+			nil, ev(ps.Pos, "preStop exec %q", strings.Join(ps.Command, " ")), ev(ct.Image.Pos, "image %s: %s", ct.Image.Value, shell.Why))
 	}
 
+	x.dependencyRule()
+	if s := x.pnr; s != nil {
+		lb := "an ALB target group"
+		if s.NLB {
+			lb = "an NLB"
+		}
+		msg := fmt.Sprintf("Service %s has publishNotReadyAddresses: true and %s routes to it: terminating pods stay registered (%s)", s.Name, lb, x.pnrWhy)
+		if x.stopAccepting < x.lbStop {
+			msg += fmt.Sprintf("; the app stops accepting at %s, %s before the load balancer stops sending", secs(x.stopAccepting), secs(x.lbStop-x.stopAccepting))
+		} else {
+			msg += "; only the ALB health check takes them out"
+		}
+		x.add(IDPublishNotReady, msg,
+			fmt.Sprintf("remove spec.publishNotReadyAddresses from Service %s (keep it only on a headless Service for peer discovery)", s.Name),
+			[]*manifest.Meta{&s.Meta}, ev(s.PublishNotReadyAddresses.Pos, "publishNotReadyAddresses: true"), ev(s.Pos, "Service %s, routed by %s", s.Name, lb))
+	}
 	if alb {
 		x.routingRules()
 	}
 	x.rolloutRules()
+}
+
+// unroutedRules runs the rules that need no load balancer (ZD001 and
+// ZD002 ran already) on a workload no Service among the manifests routes
+// to, and says that the routing was not seen.
+func (x *wctx) unroutedRules() {
+	c := x.c
+	if x.preStopKnown && x.stopAccepting == 0 {
+		need := ceilSeconds(x.lbStop)
+		x.add(IDNoTerminationDelay, fmt.Sprintf("container %s stops accepting at once on delete, while whatever routes to it needs about %s to stop sending", c.Name, secs(x.lbStop)),
+			fmt.Sprintf("add lifecycle.preStop.sleep.seconds: %d (Kubernetes ≥ 1.30), or exec [\"/zerodrop\", \"sleep\", \"%ds\"], or %s=%ds with the drain library", need, need, manifest.EnvShutdownDelay, need),
+			nil, x.delayEvidence()...)
+	}
+	for i := range x.findings {
+		x.findings[i].Message += " (no Service, Ingress or TargetGroupBinding among the manifests routes to it: the routing was not seen)"
+		x.findings[i].Evidence = append(x.findings[i].Evidence, ev(c.Ports[0].Pos, "container %s listens on port %d", c.Name, c.Ports[0].Port))
+	}
+}
+
+// dependencyRule (ZD023): a container the serving one depends on stops
+// accepting while the serving container still takes requests.
+func (x *wctx) dependencyRule() {
+	lastNew := min(x.lbStop, x.stopAccepting)
+	until := min(lastNew+x.maxReq, x.kill)
+	for _, s := range x.schedule {
+		if s.Container == x.c || s.Sidecar {
+			continue
+		}
+		dep, why := dependency(s.Container)
+		if !dep || s.StopsAccepting >= until {
+			continue
+		}
+		need := ceilSeconds(until - s.PreStopStart)
+		evs := []Evidence{ev(s.Container.Pos, "container %s: %s; it stops accepting at %s", s.Container.Name, why, secs(s.StopsAccepting))}
+		if ps := s.Container.PreStop; ps != nil {
+			evs = append(evs, ev(ps.Duration.Pos, "its preStop %s blocks %s", ps.Kind, secs(s.SIGTERM-s.PreStopStart)))
+		}
+		evs = append(evs, ev(x.c.Pos, "serving container %s takes new requests until %s, which run until %s", x.c.Name, secs(lastNew), secs(until)))
+		fix := fmt.Sprintf("give container %s lifecycle.preStop.sleep.seconds: %d (the serving container's delay plus the longest request), or make it a native sidecar (initContainers with restartPolicy: Always), which stops after the main containers", s.Container.Name, need)
+		if g := ceilSeconds(time.Duration(need)*time.Second + GraceMargin); time.Duration(g)*time.Second > x.grace {
+			fix += fmt.Sprintf("; raise terminationGracePeriodSeconds to at least %d", g)
+		}
+		x.add(IDDependencyStops, fmt.Sprintf("container %s stops accepting %s after delete while the serving container %s still takes requests until %s: requests that need it fail", s.Container.Name, secs(s.StopsAccepting), x.c.Name, secs(until)),
+			fix, nil, evs...)
+	}
+}
+
+// userPathRule (ZD004) flags a health check on a user path: on evidence
+// (the root page, or a path the Ingress routes to users) as a warning, and
+// as a note when the path is only unknown.
+func (x *wctx) userPathRule(hc manifest.HealthCheck, objs []*manifest.Meta) {
+	p := hc.Path.Value
+	if knownHealthPath(p) {
+		return
+	}
+	hcEv := ev(hc.Path.Pos, "health-check path %s%s", p, defaultNote(hc.Path.Default))
+	fix := fmt.Sprintf("serve a health endpoint such as /healthz and set %shealthcheck-path: /healthz (and the readiness probe to the same path)", manifest.ALBAnnotationPrefix)
+	norm := func(s string) string {
+		if s != "/" {
+			s = strings.TrimSuffix(s, "/")
+		}
+		return s
+	}
+	if ing := x.tg.Ingress; ing != nil {
+		for _, route := range ing.Paths {
+			if norm(route.Value) == norm(p) {
+				x.add(IDUserPathHealthCheck, fmt.Sprintf("the ALB health check requests %s, a path the Ingress routes to users", p), fix,
+					objs, hcEv, ev(route.Pos, "Ingress %s routes %s to users", ing.Name, route.Value))
+				return
+			}
+		}
+	}
+	if norm(p) == "/" {
+		x.add(IDUserPathHealthCheck, "the ALB health check requests /, the application's front page", fix, objs, hcEv)
+		return
+	}
+	f := x.add(IDUserPathHealthCheck, fmt.Sprintf("the ALB health check requests %s, which is not a known health endpoint (a guess: it may be a user path)", p), fix, objs, hcEv)
+	f.Severity = Note
 }
 
 // delayEvidence points at what sets (or lacks) the termination delay.
@@ -218,13 +346,17 @@ func (x *wctx) routingRules() {
 		if w.NS != nil {
 			evs = append(evs, ev(w.NS.ReadinessGateInject.Pos, "namespace %s: label %s not enabled", ns, manifest.ReadinessGateInjectKey))
 			nsObjs = append(nsObjs, &w.NS.Meta)
-		} else {
-			msg += " (the Namespace is not among the manifests)"
 		}
 		evs = append(evs, ev(tt.Pos, "target-type ip"))
-		x.add(IDNamespaceNoGateLabel, msg,
-			fmt.Sprintf("label the namespace: metadata.labels: {%s: %s} (kubectl label namespace %s %s=%s), then recreate the pods", manifest.ReadinessGateInjectKey, manifest.ReadinessGateInjectOn, ns, manifest.ReadinessGateInjectKey, manifest.ReadinessGateInjectOn),
-			append(nsObjs, objs...), evs...)
+		fix := fmt.Sprintf("label the namespace: metadata.labels: {%s: %s} (kubectl label namespace %s %s=%s), then recreate the pods", manifest.ReadinessGateInjectKey, manifest.ReadinessGateInjectOn, ns, manifest.ReadinessGateInjectKey, manifest.ReadinessGateInjectOn)
+		if w.NS == nil {
+			// The label lives on an object we did not read: say so, do not warn.
+			f := x.add(IDNamespaceNoGateLabel, fmt.Sprintf("%s uses ip targets; namespace %s is not among the manifests, so its %s label could not be checked", tg.Source, ns, manifest.ReadinessGateInjectKey),
+				"make sure the namespace carries "+manifest.ReadinessGateInjectKey+"="+manifest.ReadinessGateInjectOn+" (or include the Namespace with the manifests)", objs, evs...)
+			f.Severity = Note
+		} else {
+			x.add(IDNamespaceNoGateLabel, msg, fix, append(nsObjs, objs...), evs...)
+		}
 	}
 
 	// ZD012: success codes.
@@ -283,6 +415,36 @@ func (x *wctx) rolloutRules() {
 		}
 	}
 
+	// ZD025: blue-green scale-down against the ALB's target switch.
+	if bg := w.BlueGreen; bg != nil {
+		for _, tg := range w.TargetGroups {
+			if tg.ServiceName != bg.ActiveService && tg.ServiceName != bg.PreviewService {
+				continue
+			}
+			hc := tg.HealthCheck
+			healthy := hc.Interval.Value * time.Duration(hc.HealthyThreshold.Value)
+			need := x.cfg.DeregistrationPropagation + healthy
+			delays := []struct {
+				name string
+				f    manifest.Field[time.Duration]
+			}{{"scaleDownDelaySeconds", bg.ScaleDownDelay}, {"abortScaleDownDelaySeconds", bg.AbortScaleDownDelay}}
+			if tg.ServiceName != bg.ActiveService {
+				delays = delays[1:] // the preview pods go away only on abort
+			}
+			for _, d := range delays {
+				if d.f.Value == 0 && d.name == "abortScaleDownDelaySeconds" || d.f.Value >= need {
+					continue
+				}
+				x.add(IDBlueGreenScaleDown, fmt.Sprintf("%s %d scales pods down before %s can have switched: deregistration (estimate %s) plus %d healthy checks × %s for the new targets take %s",
+					d.name, int64(d.f.Value/time.Second), tg.Source, secs(x.cfg.DeregistrationPropagation), hc.HealthyThreshold.Value, secs(hc.Interval.Value), secs(need)),
+					fmt.Sprintf("set %s: %d, or run Argo Rollouts with --aws-verify-target-group", d.name, ceilSeconds(need+GraceMargin)),
+					x.tgObjectsOf(tg), ev(d.f.Pos, "%s %d%s", d.name, int64(d.f.Value/time.Second), defaultNote(d.f.Default)),
+					ev(hc.HealthyThreshold.Pos, "healthy threshold %d%s", hc.HealthyThreshold.Value, defaultNote(hc.HealthyThreshold.Default)),
+					ev(hc.Interval.Pos, "health-check interval %s%s", secs(hc.Interval.Value), defaultNote(hc.Interval.Default)))
+			}
+		}
+	}
+
 	// ZD018: the update strategy.
 	n := w.Replicas.Value
 	nEv := ev(w.Replicas.Pos, "replicas %d%s", n, defaultNote(w.Replicas.Default))
@@ -297,16 +459,16 @@ func (x *wctx) rolloutRules() {
 	if st.Type.Value != "OnDelete" {
 		surge, unav := st.Resolve(n)
 		if unav >= n {
-			x.add(IDRolloutRemovesAll, fmt.Sprintf("%s with %d replica(s), maxSurge %s and maxUnavailable %s lets an update take all %d ready pods away (surge %d, unavailable %d)",
-				st.Type.Value, n, st.MaxSurge.Value.String(), st.MaxUnavailable.Value.String(), n, surge, unav),
-				fmt.Sprintf("use strategy RollingUpdate with maxUnavailable: 0 and maxSurge: 1, and replicas: %d or more", max(n, 2)),
+			x.add(IDRolloutRemovesAll, fmt.Sprintf("%s with %s, maxSurge %s and maxUnavailable %s lets an update take %s away (surge %d, unavailable %d)",
+				st.Type.Value, plural(int(n), "replica", "replicas"), st.MaxSurge.Value.String(), st.MaxUnavailable.Value.String(), allPods(n, "ready "), surge, unav),
+				"use strategy RollingUpdate with maxUnavailable: 0 and maxSurge: 1"+twoReplicas(n),
 				nil, ev(st.MaxUnavailable.Pos, "maxUnavailable %s%s", st.MaxUnavailable.Value.String(), defaultNote(st.MaxUnavailable.Default)), nEv)
 		}
 	}
 
 	// ZD019: disruption budget.
 	if len(w.PDBs) == 0 {
-		x.add(IDDisruptionRemovesAll, fmt.Sprintf("no PodDisruptionBudget selects the pods: a node drain may evict all %d at once", n),
+		x.add(IDDisruptionRemovesAll, fmt.Sprintf("no PodDisruptionBudget selects the pods: a node drain may evict %s", evictAll(n)),
 			fmt.Sprintf("add a PodDisruptionBudget with selector %s and maxUnavailable: 1%s", labelsString(w.PodLabels), twoReplicas(n)),
 			nil, ev(w.At("spec.template.metadata.labels"), "pod labels %s", labelsString(w.PodLabels)), nEv)
 		return
@@ -314,11 +476,35 @@ func (x *wctx) rolloutRules() {
 	for _, p := range w.PDBs {
 		allowed, where := pdbAllowed(p, n)
 		if allowed >= n {
-			x.add(IDDisruptionRemovesAll, fmt.Sprintf("PodDisruptionBudget %s allows %d disruption(s) with %d replica(s): a drain may evict them all", p.Name, allowed, n),
+			x.add(IDDisruptionRemovesAll, fmt.Sprintf("PodDisruptionBudget %s allows %s with %s: a drain may evict %s", p.Name, plural(int(allowed), "disruption", "disruptions"), plural(int(n), "replica", "replicas"), evictAll(n)),
 				fmt.Sprintf("set maxUnavailable: 1 on PodDisruptionBudget %s%s", p.Name, twoReplicas(n)),
 				[]*manifest.Meta{&p.Meta}, ev(where, "PodDisruptionBudget %s", p.Name), nEv)
 		}
 	}
+}
+
+// plural writes "1 replica", "3 replicas".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
+}
+
+// allPods writes "the only ready pod" or "all 3 ready pods".
+func allPods(n int32, adj string) string {
+	if n == 1 {
+		return "the only " + adj + "pod"
+	}
+	return fmt.Sprintf("all %d %spods", n, adj)
+}
+
+// evictAll writes "the only pod" or "all 3 pods at once".
+func evictAll(n int32) string {
+	if n == 1 {
+		return "the only pod"
+	}
+	return fmt.Sprintf("all %d pods at once", n)
 }
 
 func twoReplicas(n int32) string {

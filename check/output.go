@@ -84,9 +84,12 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 		secs(r.Config.DeregistrationPropagation), secs(r.Config.MaxRequestDuration), secs(r.Config.WeightChangeLag))
 	for _, wr := range r.Workloads {
 		tw.printf("%s  %s\n", paint(ansiBold, wr.Object), paint(ansiDim, wr.Pos.File+":"+fmt.Sprint(wr.Pos.Line)))
-		if !wr.Served {
-			tw.printf("  not behind a Service, Ingress or TargetGroupBinding: not checked\n\n")
+		if !wr.Served && wr.Container == "" {
+			tw.printf("  not behind a Service, Ingress or TargetGroupBinding and listens on no port: not checked\n\n")
 			continue
+		}
+		if !wr.Served {
+			tw.printf("  no Service, Ingress or TargetGroupBinding among the manifests routes to it: only the rules that need no load balancer ran\n")
 		}
 		for _, rt := range wr.Routes {
 			tw.printf("  routed by %s\n", rt)
@@ -95,7 +98,26 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 			tw.printf("  serving container: %s\n", wr.Container)
 		}
 		timeline("termination timeline (from delete)", wr.Termination)
-		timeline("startup timeline (from container start)", wr.Startup)
+		if wr.Served {
+			timeline("startup timeline (from container start)", wr.Startup)
+		}
+		if len(wr.Containers) > 0 {
+			tw.printf("  every container (from delete):\n")
+			for _, c := range wr.Containers {
+				kind := "container"
+				if c.Sidecar {
+					kind = "sidecar  "
+				}
+				hook := ""
+				switch {
+				case c.HookFails:
+					hook = " (preStop fails)"
+				case !c.HookKnown:
+					hook = " (preStop duration unknown)"
+				}
+				tw.printf("    %s %-14s preStop %s%s, SIGTERM %s, stops accepting %s, gone by %s\n", kind, c.Name, fmtAt(c.PreStopStart), hook, fmtAt(c.SIGTERM), fmtAt(c.StopsAccepting), fmtAt(c.Exit))
+			}
+		}
 		if len(wr.Findings) == 0 {
 			tw.printf("  %s\n", paint(ansiDim, "no findings"))
 		} else {

@@ -70,6 +70,13 @@ const (
 	IDRolloutRemovesAll    = "ZD018"
 	IDDisruptionRemovesAll = "ZD019"
 	IDIdleTimeout          = "ZD020"
+	IDHealthCheckPort      = "ZD021"
+	IDPreStopStopsServer   = "ZD022"
+	IDDependencyStops      = "ZD023"
+	IDPublishNotReady      = "ZD024"
+	IDBlueGreenScaleDown   = "ZD025"
+	IDIngressClass         = "ZD026"
+	IDDuplicateObject      = "ZD027"
 )
 
 var catalog = []Rule{
@@ -157,6 +164,34 @@ var catalog = []Rule{
 		"The app's keep-alive idle timeout is at or below the ALB idle timeout.",
 		"The ALB reuses idle keep-alive connections to targets for up to its idle timeout (60 s by default). If the app closes an idle connection first, a request the ALB sends on it at that moment fails with 502.",
 		"Set the app's idle timeout above the ALB's (for example 75 s for the default 60 s)."},
+	{IDHealthCheckPort, "health-check-port-differs-from-readiness", Warning,
+		"The ALB health check and the readiness probe check different ports.",
+		"When the app fails readiness on its serving port at shutdown (or when it breaks), the ALB keeps checking another port (an admin listener, a sidecar) that stays 200: the target stays healthy, and only the deregistration after the endpoint change stops traffic. The ALB never sees the drain.",
+		"Point alb.ingress.kubernetes.io/healthcheck-port at the port the readiness probe checks (traffic-port when it is the serving port), or probe readiness on the port the ALB checks."},
+	{IDPreStopStopsServer, "prestop-stops-server-before-deregistration", Error,
+		"The preStop hook stops the server (nginx -s quit, kill 1, apachectl graceful-stop, pkill …) before the load balancer stops sending.",
+		"The preStop hook runs while the load balancer still routes to the pod. A command that stops the server makes it refuse new connections from that moment on; a sleep after it delays only SIGTERM, not the refusals (502).",
+		"Sleep first, then stop: `sleep 15 && nginx -s quit` (or drop the stop command and let SIGTERM stop the server after the sleep)."},
+	{IDDependencyStops, "dependency-container-stops-first", Error,
+		"A container the serving one depends on (FastCGI backend, proxy, database proxy, mesh sidecar) stops while the serving container still takes requests.",
+		"Every container of the pod gets its own preStop hook and then SIGTERM, all at the same time. A backend container with no delay of its own exits at once, and the serving container, still receiving requests during its own delay, fails them (502 from nginx to a gone php-fpm, connection refused to a gone database proxy).",
+		"Give the dependency a preStop delay at least as long as the serving container's delay plus the longest request, or run it as a native sidecar (an init container with restartPolicy: Always, Kubernetes ≥ 1.29), which stops after the main containers."},
+	{IDPublishNotReady, "service-publishes-not-ready-addresses", Error,
+		"A Service behind a load balancer has publishNotReadyAddresses: true.",
+		"The endpoints of terminating (and not ready) pods then stay ready, so the load-balancer controller never deregisters a terminating pod: the ALB or NLB keeps sending it new requests until the container is gone, and readiness cannot take a broken pod out.",
+		"Remove publishNotReadyAddresses from the Service the load balancer routes to (keep it only on a headless Service used for peer discovery)."},
+	{IDBlueGreenScaleDown, "argo-bluegreen-scale-down-before-targets-switch", Warning,
+		"An Argo Rollouts blue-green rollout scales the old pods down before the ALB can have switched its targets.",
+		"At promotion the active Service's selector moves to the new pods; the controller then deregisters the old targets and registers the new ones, which serve only after they pass the healthy threshold. Old pods scaled down before then still receive requests, and the new targets are not yet healthy (503 or fail-open).",
+		"Set scaleDownDelaySeconds (and abortScaleDownDelaySeconds for the preview Service) to at least the deregistration propagation plus healthy threshold × interval (the finding gives the value), or run Argo Rollouts with --aws-verify-target-group."},
+	{IDIngressClass, "ingress-class-unresolved", Warning,
+		"An Ingress carries ALB annotations but its class does not resolve to the AWS Load Balancer Controller.",
+		"The class decides which controller serves the Ingress. When it names an IngressClass that is not among the manifests (or none), the checker cannot tell whether the ALB settings apply; when it names another controller, the alb.ingress.kubernetes.io annotations are ignored and the timings you set are not live.",
+		"Include the IngressClass (controller ingress.k8s.aws/alb) with the manifests, or set spec.ingressClassName: alb."},
+	{IDDuplicateObject, "duplicate-object", Error,
+		"The same object (kind, namespace, name) is defined twice in the inputs.",
+		"Applied together, the later definition replaces the earlier one: the settings of the earlier file are not live, and checking both would mix the evidence of two setups.",
+		"Check one setup at a time (one file or overlay per command), or rename one of the objects."},
 }
 
 // Rules returns every rule, ordered by ID.

@@ -30,10 +30,21 @@ type wctx struct {
 	appDelay     time.Duration // app delay after SIGTERM still to serve
 	appDelayEv   *Evidence
 	immediate    bool
-	hookFails    bool // exec preStop that cannot run in the image
+	hookFails    bool           // exec preStop that cannot run in the image
+	stop         *manifest.Step // preStop step that stops the server
+	stopCuts     bool           // that step cuts in-flight requests
+
+	hc          manifest.HealthCheckTarget // where the ALB health check reaches the pod
+	readyPort   manifest.PodPort
+	readyPortOK bool
 
 	sigterm, stopAccepting, lbStop, kill time.Duration
 	lbStopWhy                            string
+
+	schedule []manifest.ContainerStop
+	unrouted bool              // no Service, Ingress or TargetGroupBinding routes to it
+	pnr      *manifest.Service // a load-balanced Service with publishNotReadyAddresses
+	pnrWhy   string
 
 	findings []Finding
 	extra    []Finding // ZD000 findings raised while resolving
@@ -41,12 +52,24 @@ type wctx struct {
 
 func checkWorkload(m *manifest.Model, w *manifest.Workload, cfg Config, ignoredCount *int) WorkloadReport {
 	wr := WorkloadReport{Object: w.Ref(), Pos: w.Pos, Findings: []Finding{}}
-	if len(w.Services) == 0 && len(w.TargetGroups) == 0 {
-		return wr
-	}
-	wr.Served = true
 	x := &wctx{m: m, w: w, cfg: cfg}
-	x.c = servedContainer(w)
+	if len(w.Services) == 0 && len(w.TargetGroups) == 0 {
+		// No routing among the manifests: only the rules that need no load
+		// balancer, on a container that listens.
+		for _, c := range w.Pod.Containers {
+			if len(c.Ports) > 0 {
+				x.c = c
+				break
+			}
+		}
+		if x.c == nil {
+			return wr
+		}
+		x.unrouted = true
+	} else {
+		wr.Served = true
+		x.c = servedContainer(w)
+	}
 	for _, tg := range w.TargetGroups {
 		if x.tg == nil {
 			x.tg = tg
@@ -63,6 +86,9 @@ func checkWorkload(m *manifest.Model, w *manifest.Workload, cfg Config, ignoredC
 	}
 	wr.Container = x.c.Name
 	x.resolve()
+	if len(x.schedule) > 1 {
+		wr.Containers = x.schedule
+	}
 	wr.Termination = x.termination()
 	wr.Startup = x.startup()
 	x.rules()
@@ -145,6 +171,7 @@ func (x *wctx) resolve() {
 		}
 	}
 
+	x.schedule = w.Pod.TerminationSchedule(x.maxReq)
 	x.grace = w.Pod.TerminationGracePeriod.Value
 	app := c.App
 	x.immediate = app.Shutdown != nil && app.Shutdown.Value != "graceful"
@@ -163,7 +190,7 @@ func (x *wctx) resolve() {
 			} else {
 				x.preStopKnown = false
 			}
-		case (ps.NeedsShell || ps.NeedsSleep) && imageWithoutShell(c.Image.Value):
+		case (ps.NeedsShell || ps.NeedsSleep) && !manifest.ImageShellOf(c.Image.Value).HasShell:
 			x.hookFails = true // the exec fails at once: no delay at all
 		case ps.Known:
 			x.preStop = ps.Duration.Value
@@ -179,11 +206,37 @@ func (x *wctx) resolve() {
 		x.kill = x.grace + manifest.PreStopGraceExtension
 	}
 	x.stopAccepting = min(x.sigterm+x.appDelay, x.kill)
+	if ps := c.PreStop; ps != nil && !x.hookFails {
+		if st := ps.StopsServer(); st != nil {
+			at := st.At
+			if st.Graceful && x.appDelayEv != nil {
+				at += x.appDelay // a drain-library app serves on for its delay after the signal
+			}
+			if at < x.stopAccepting {
+				x.stop, x.stopAccepting, x.stopCuts = st, at, !st.Graceful
+			}
+		}
+	}
+	if x.tg != nil {
+		x.hc = x.tg.HealthCheckPort(w)
+	}
+	if r := c.Readiness; r != nil && r.Handler != manifest.HandlerExec {
+		x.readyPort, x.readyPortOK = c.ResolvePort(r.Port.Value)
+	}
 
 	x.lbStop = x.cfg.DeregistrationPropagation
 	x.lbStopWhy = fmt.Sprintf("deregistration propagation estimate %s: controller reconcile + ELB API + data plane", secs(x.lbStop))
 	if x.tg == nil {
 		x.lbStopWhy = fmt.Sprintf("endpoint removal reaches kube-proxy / the load balancer (estimate %s)", secs(x.lbStop))
+	}
+	if x.pnr = x.publishNotReady(); x.pnr != nil {
+		gone := time.Duration(0)
+		for _, s := range x.schedule {
+			gone = max(gone, s.Exit)
+		}
+		x.lbStop = gone + x.cfg.DeregistrationPropagation
+		x.lbStopWhy = fmt.Sprintf("Service %s publishes not-ready addresses: the endpoint stays ready until the pod is gone at %s, then deregistration (estimate %s)", x.pnr.Name, secs(gone), secs(x.cfg.DeregistrationPropagation))
+		x.pnrWhy = fmt.Sprintf("the endpoint stays ready until the pod is gone at %s; the target is deregistered about %s later", secs(gone), secs(x.cfg.DeregistrationPropagation))
 	}
 	if x.tg != nil && x.healthFailsOnTermination() {
 		failAt := x.sigterm
@@ -199,6 +252,22 @@ func (x *wctx) resolve() {
 	}
 }
 
+// publishNotReady returns the Service with publishNotReadyAddresses: true
+// that an ALB target group or an NLB routes to the workload through.
+func (x *wctx) publishNotReady() *manifest.Service {
+	for _, tg := range x.w.TargetGroups {
+		if s := tg.Service; s != nil && s.PublishNotReadyAddresses.Value {
+			return s
+		}
+	}
+	for _, s := range x.w.Services {
+		if s.NLB && s.PublishNotReadyAddresses.Value {
+			return s
+		}
+	}
+	return nil
+}
+
 // healthFailsOnTermination: the drain library fails readiness at once at
 // SIGTERM (or at its preStop endpoint); the ALB sees it only when it
 // checks the same path.
@@ -206,6 +275,11 @@ func (x *wctx) healthFailsOnTermination() bool {
 	c := x.c
 	drain := x.appDelayEv != nil || c.PreStop != nil && c.PreStop.Kind == manifest.PreStopHTTPGet
 	if !drain || x.immediate || c.Readiness == nil || c.Readiness.Handler != manifest.HandlerHTTPGet {
+		return false
+	}
+	// The ALB sees the drain only on the same listener: an admin port or
+	// a sidecar that stays 200 hides it.
+	if !x.hc.Known || !x.readyPortOK || x.hc.Port != x.readyPort.Port {
 		return false
 	}
 	return c.Readiness.Path.Value == x.tg.HealthCheck.Path.Value
@@ -232,6 +306,12 @@ func (x *wctx) termination() *Timeline {
 		add(x.sigterm, "SIGTERM")
 	}
 	switch {
+	case x.stop != nil:
+		how := "finishing what is in flight"
+		if x.stopCuts {
+			how = "cutting what is in flight"
+		}
+		add(x.stopAccepting, fmt.Sprintf("preStop runs `%s`: the server stops accepting, %s", x.stop.Command, how))
 	case x.immediate:
 		add(x.stopAccepting, fmt.Sprintf("app exits at SIGTERM (%s=%s): in-flight requests cut", manifest.EnvShutdown, c.App.Shutdown.Value))
 	case x.appDelay > 0:
@@ -252,6 +332,9 @@ func (x *wctx) termination() *Timeline {
 	}
 	if x.immediate {
 		cut, cutWhy = x.sigterm, fmt.Sprintf("the app exiting at SIGTERM (%s)", secs(x.sigterm))
+	}
+	if x.stop != nil && x.stopCuts && x.stopAccepting < cut {
+		cut, cutWhy = x.stopAccepting, fmt.Sprintf("`%s` at %s", x.stop.Command, secs(x.stopAccepting))
 	}
 	if x.tg != nil {
 		dd := x.tg.Attributes.DeregistrationDelay.Value
@@ -343,13 +426,43 @@ func (x *wctx) startup() *Timeline {
 	return t
 }
 
-var shellless = regexp.MustCompile(`(?i)(distroless|(^|/)scratch(:|$)|chainguard|cgr\.dev/|(^|/)static(:|$))`)
+// dependencyImage matches images of processes a serving container uses
+// through the pod's loopback: FastCGI backends, proxies, database proxies,
+// mesh sidecars, in-pod caches.
+var dependencyImage = regexp.MustCompile(`(?i)(php.*fpm|-fpm\b|fpm-|cloud-?sql-proxy|alloydb-auth-proxy|pgbouncer|odyssey|proxysql|envoy|istio/proxy|proxyv2|linkerd.*proxy|oauth2-proxy|haproxy|nginx|redis|memcached|unicorn|puma|gunicorn|uwsgi)`)
 
-func imageWithoutShell(image string) bool {
-	return shellless.MatchString(image) && !strings.Contains(image, ":debug")
+// dependency reports whether a non-serving container of the pod is one the
+// serving container may depend on: it listens on a port, or its image is a
+// known backend, proxy or cache.
+func dependency(c *manifest.Container) (bool, string) {
+	if len(c.Ports) > 0 {
+		return true, fmt.Sprintf("it listens on port %d in the pod", c.Ports[0].Port)
+	}
+	if dependencyImage.MatchString(c.Image.Value) {
+		return true, "its image " + c.Image.Value + " is a backend, proxy or cache"
+	}
+	return false, ""
 }
 
-var healthish = regexp.MustCompile(`(?i)(health|healthz|ready|readyz|readiness|live|livez|liveness|ping|status|alive)`)
+// healthSegment matches one path segment that names a health endpoint of
+// a common framework or convention: /healthz, /readyz, /livez (Kubernetes
+// style), /health… (Spring Boot /actuator/health/readiness, Quarkus
+// /q/health, ASP.NET /health), /up (Rails), /hc, /ping, /status,
+// /heartbeat, /-/ready (GitLab, Prometheus), /_ah/health (App Engine) …
+var healthSegment = regexp.MustCompile(`(?i)^[_-]{0,2}(health[a-z0-9_-]*|hc|up|ping|pong|status|alive|ready|readyz|readiness|live|livez|liveness|heartbeat|lbcheck|elb-?(status|check)|nginx-health|ok)(\.[a-z]+)?$`)
+
+// knownHealthPath reports whether a path is a recognised health endpoint:
+// one of its segments names one (so /api/v1/health and
+// /actuator/health/readiness count).
+func knownHealthPath(path string) bool {
+	path, _, _ = strings.Cut(path, "?")
+	for _, seg := range strings.Split(path, "/") {
+		if seg != "" && healthSegment.MatchString(seg) {
+			return true
+		}
+	}
+	return false
+}
 
 func clampInt(v, lo, hi int64) int64 { return max(lo, min(hi, v)) }
 

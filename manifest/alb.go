@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"encoding/json"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -46,6 +47,9 @@ func (s annotationSource) ref(p Pos) string {
 	return best.Ref()
 }
 
+// portNameRE matches a Kubernetes port name (IANA service name syntax).
+var portNameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$`)
+
 // intAnnotation reads an integer annotation within [lo, hi].
 func (b *builder) intAnnotation(src annotationSource, key string, lo, hi int, def int32) Field[int32] {
 	v, p, ok := src.lookup(key)
@@ -69,7 +73,9 @@ func (b *builder) secondsAnnotation(src annotationSource, key string, lo, hi int
 // one target group from the annotation sources (controller defaults when
 // apiDefaults is false, ALB API defaults when true).
 func (b *builder) targetGroupSettings(tg *TargetGroup, src annotationSource, apiDefaults bool) {
-	if tg.Binding == nil {
+	if tg.Binding == nil && tg.Ingress != nil && tg.Ingress.Params != nil && tg.Ingress.Params.TargetType != nil {
+		tg.TargetType = *tg.Ingress.Params.TargetType // IngressClassParams win over annotations
+	} else if tg.Binding == nil {
 		v, p, ok := src.lookup("target-type")
 		switch {
 		case !ok:
@@ -95,8 +101,8 @@ func (b *builder) targetGroupSettings(tg *TargetGroup, src annotationSource, api
 		hc.Path = Field[string]{Value: ControllerHealthCheckPath, Default: true, Pos: p}
 	}
 	if v, p, ok := src.lookup("healthcheck-port"); ok {
-		if n, err := strconv.Atoi(v); v != ControllerHealthCheckPort && (err != nil || n < 1 || n > 65535) {
-			b.diag(p, src.ref(p), "annotation %shealthcheck-port=%q: want traffic-port or a port number", ALBAnnotationPrefix, v)
+		if n, err := strconv.Atoi(v); v != ControllerHealthCheckPort && (err == nil && (n < 1 || n > 65535) || err != nil && !portNameRE.MatchString(v)) {
+			b.diag(p, src.ref(p), "annotation %shealthcheck-port=%q: want traffic-port, a port number (1–65535) or a Service port name", ALBAnnotationPrefix, v)
 		}
 		hc.Port = Field[string]{Value: v, Pos: p}
 	} else {

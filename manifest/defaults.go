@@ -57,6 +57,21 @@ const (
 	ReadinessGateInjectOn  = "enabled"
 	ReadinessGatePrefix    = "target-health.elbv2.k8s.aws/"
 	IngressClassAnnotation = "kubernetes.io/ingress.class"
-	UseAnnotationPort      = "use-annotation"
-	defaultNamespace       = "default"
+	// DefaultClassAnnotation marks the cluster's default IngressClass.
+	DefaultClassAnnotation = "ingressclass.kubernetes.io/is-default-class"
+	// ALBController is the spec.controller of the AWS Load Balancer
+	// Controller's IngressClass.
+	ALBController = "ingress.k8s.aws/alb"
+	// EKSAutoALBController is the spec.controller of EKS Auto Mode's ALB
+	// IngressClass.
+	EKSAutoALBController = "eks.amazonaws.com/alb"
+	// LegacyALBClass is the kubernetes.io/ingress.class value (and the
+	// conventional IngressClass name) the controller serves by default.
+	LegacyALBClass = "alb"
+	// NLBTypeAnnotation and NLBClass make a LoadBalancer Service an NLB
+	// of the AWS Load Balancer Controller.
+	NLBTypeAnnotation = "service.beta.kubernetes.io/aws-load-balancer-type"
+	NLBClass          = "service.k8s.aws/nlb"
+	UseAnnotationPort = "use-annotation"
+	defaultNamespace  = "default"
 )

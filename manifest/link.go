@@ -34,6 +34,7 @@ func (b *builder) link() {
 		}
 	}
 	for _, ing := range m.Ingresses {
+		b.resolveIngressClass(ing)
 		if ing.ALB {
 			b.ingressTargetGroups(ing, svcByKey)
 		}

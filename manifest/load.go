@@ -1,7 +1,9 @@
 package manifest
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -9,6 +11,7 @@ import (
 	"sort"
 	"strings"
 
+	yaml "go.yaml.in/yaml/v3"
 	"sigs.k8s.io/kustomize/api/krusty"
 	"sigs.k8s.io/kustomize/kyaml/filesys"
 )
@@ -27,15 +30,58 @@ type Sources struct {
 // maxInput bounds one input (64 MiB) so a stray file cannot exhaust memory.
 const maxInput = 64 << 20
 
+// ErrNoObjects is returned (wrapped, naming the input) by Load when an
+// input holds no document at all: an empty file, a file of comments only,
+// or a kustomize build that produced nothing. Checking nothing is not a
+// pass.
+var ErrNoObjects = errors.New("no Kubernetes objects in the input")
+
 // Load reads the sources and parses them into a Model. It returns an error
-// only when a source cannot be read at all (missing file, failed kustomize
-// build); problems inside the manifests are Model.Diagnostics.
+// when a source cannot be read at all (missing file, failed kustomize
+// build) or holds no object (ErrNoObjects); problems inside the manifests
+// are Model.Diagnostics.
 func Load(ctx context.Context, src Sources) (*Model, error) {
 	inputs, err := ReadSources(ctx, src)
 	if err != nil {
 		return nil, err
 	}
+	if len(inputs) == 0 {
+		return nil, fmt.Errorf("reading manifests: %w", ErrNoObjects)
+	}
+	for _, in := range inputs {
+		if !HasDocuments(in.Data) {
+			return nil, fmt.Errorf("reading manifest %s: %w (empty, or comments only)", in.Name, ErrNoObjects)
+		}
+	}
 	return Parse(inputs...), nil
+}
+
+// HasDocuments reports whether a YAML stream holds at least one document
+// that is not empty. A stream that is not valid YAML counts as holding
+// documents: Parse reports where it breaks.
+func HasDocuments(data []byte) bool {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	for {
+		var n yaml.Node
+		err := dec.Decode(&n)
+		if errors.Is(err, io.EOF) {
+			return false
+		}
+		if err != nil {
+			return true
+		}
+		root := &n
+		if root.Kind == yaml.DocumentNode {
+			if len(root.Content) == 0 {
+				continue
+			}
+			root = root.Content[0]
+		}
+		if root.Kind == yaml.ScalarNode && (root.Tag == "!!null" || root.Value == "") {
+			continue
+		}
+		return true
+	}
 }
 
 // ReadSources reads the sources into named inputs.

@@ -114,7 +114,11 @@ func TestPreStopKinds(t *testing.T) {
 		{`{sleep: {seconds: 25}}`, PreStopSleep, 25 * time.Second, true, false, false, ""},
 		{`{httpGet: {path: /prestop, port: 8080}}`, PreStopHTTPGet, 0, false, false, false, ""},
 		{`{exec: {command: ["/app", "drain"]}}`, PreStopExec, 0, false, false, false, "cannot tell how long the preStop command"},
-		{`{exec: {command: [sh, -c, "nginx -s quit"]}}`, PreStopShell, 0, false, true, false, "no `sleep N`"},
+		{`{exec: {command: [sh, -c, "nginx -s quit"]}}`, PreStopShell, 0, true, true, false, ""},
+		{`{exec: {command: [sh, -c, "/app/drain.sh"]}}`, PreStopShell, 0, false, true, false, "neither sleeps nor stops"},
+		{`{exec: {command: [sh, -c, "sleep 10 &"]}}`, PreStopShell, 0, true, true, true, ""},
+		{`{exec: {command: [sh, -c, "sleep", "10"]}}`, PreStopShell, 0, true, true, true, "are $0, $1"},
+		{`{exec: {command: ["nginx", "-s", "quit"]}}`, PreStopExec, 0, true, false, false, ""},
 		{`{exec: {command: [sh, -c, "sleep infinity"]}}`, PreStopShell, 0, false, true, true, "cannot read the duration"},
 		{`{exec: {command: ["sleep", "abc"]}}`, PreStopExecSleep, 0, false, false, true, "cannot read the preStop sleep duration"},
 	}
@@ -227,8 +231,19 @@ func TestLoadSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Workloads) != 3 || m.Workloads[2].Pos.File != "<stdin>" {
+	// before.yaml, after.yaml and stdin define the same objects: the last
+	// definition is kept, each earlier one is reported.
+	if len(m.Workloads) != 1 || m.Workloads[0].Pos.File != "<stdin>" {
 		t.Fatalf("dir + stdin: %d workloads", len(m.Workloads))
+	}
+	dups := 0
+	for _, d := range m.Diagnostics {
+		if d.Kind == DiagDuplicate {
+			dups++
+		}
+	}
+	if dups != 6 { // Deployment, Service, Ingress: two earlier definitions each
+		t.Errorf("want 6 duplicate diagnostics, got %d: %+v", dups, m.Diagnostics)
 	}
 	if _, err := Load(ctx, Sources{Files: []string{"testdata/missing.yaml"}}); err == nil {
 		t.Fatal("missing file: want an error")

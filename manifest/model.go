@@ -19,6 +19,10 @@ type Model struct {
 	TargetGroupBindings []*TargetGroupBinding `json:"targetGroupBindings,omitempty"`
 	HPAs                []*HPA                `json:"hpas,omitempty"`
 	PDBs                []*PDB                `json:"pdbs,omitempty"`
+	// IngressClasses and IngressClassParams decide which Ingresses the AWS
+	// Load Balancer Controller serves, and with which defaults.
+	IngressClasses     []*IngressClass       `json:"ingressClasses,omitempty"`
+	IngressClassParams []*IngressClassParams `json:"ingressClassParams,omitempty"`
 	// TargetGroups are the ALB target groups the manifests create, one per
 	// (Ingress or TargetGroupBinding, Service, port).
 	TargetGroups []*TargetGroup `json:"targetGroups,omitempty"`
@@ -29,12 +33,35 @@ type Model struct {
 }
 
 // Diagnostic reports a field that matters to the termination chain but
-// could not be read or interpreted.
+// could not be read or interpreted, or an input problem such as an object
+// defined twice.
 type Diagnostic struct {
 	Pos     Pos    `json:"pos"`
 	Object  string `json:"object,omitempty"`
 	Message string `json:"message"`
+	// Kind tells what sort of problem it is; empty for a field that cannot
+	// be read or interpreted.
+	Kind DiagnosticKind `json:"kind,omitempty"`
+	// Related are further positions the message refers to (the other
+	// definition of a duplicate object).
+	Related []Pos `json:"related,omitempty"`
 }
+
+// DiagnosticKind classifies a Diagnostic.
+type DiagnosticKind string
+
+// Diagnostic kinds.
+const (
+	// DiagField is a field that cannot be read or interpreted.
+	DiagField DiagnosticKind = ""
+	// DiagDuplicate is an object (same kind, namespace and name) defined
+	// more than once in the inputs. The last definition is the one in the
+	// Model, as `kubectl apply` of the same inputs would leave it.
+	DiagDuplicate DiagnosticKind = "duplicate"
+	// DiagIngressClass is an Ingress whose class cannot be resolved to a
+	// controller, or whose ALB annotations its controller ignores.
+	DiagIngressClass DiagnosticKind = "ingress-class"
+)
 
 // Meta identifies one object and where it was read.
 type Meta struct {
@@ -47,7 +74,8 @@ type Meta struct {
 	// Pos is the start of the object's document.
 	Pos Pos `json:"pos"`
 
-	ix *lineIndex
+	ix  *lineIndex
+	seq int // order among the objects read
 }
 
 // Ref is Kind/namespace/name.
@@ -91,6 +119,8 @@ type Workload struct {
 	Pod             Pod               `json:"pod"`
 	// Canary is the Argo Rollouts canary strategy (Rollout only).
 	Canary *Canary `json:"canary,omitempty"`
+	// BlueGreen is the Argo Rollouts blue-green strategy (Rollout only).
+	BlueGreen *BlueGreen `json:"blueGreen,omitempty"`
 
 	// Links, filled in by the linker. NS is the Namespace object, if read.
 	NS           *Namespace     `json:"-"`
@@ -131,6 +161,10 @@ type Pod struct {
 	TerminationGracePeriod Field[time.Duration] `json:"terminationGracePeriod"`
 	ReadinessGates         []Field[string]      `json:"readinessGates,omitempty"`
 	Containers             []*Container         `json:"containers"`
+	// Sidecars are the native sidecars: init containers with
+	// restartPolicy: Always. They start before the main containers and
+	// stop after them, in reverse order.
+	Sidecars []*Container `json:"sidecars,omitempty"`
 }
 
 // Container is one container of a pod template with its probes, preStop
@@ -156,6 +190,7 @@ type Container struct {
 type Port struct {
 	Name string `json:"name,omitempty"`
 	Port int32  `json:"port"`
+	Pos  Pos    `json:"pos"`
 }
 
 // EnvVar is one ZERODROP_* environment variable. FromRef is true when the
@@ -251,6 +286,20 @@ type PreStop struct {
 	// HTTPPath and HTTPPort are set for PreStopHTTPGet.
 	HTTPPath string             `json:"httpPath,omitempty"`
 	HTTPPort intstr.IntOrString `json:"httpPort,omitzero"`
+	// Plan is what an exec hook does, step by step (a shell script read
+	// with a shell parser, or the argv itself); nil for sleep and httpGet
+	// hooks and for commands that cannot be read.
+	Plan *Plan `json:"plan,omitempty"`
+}
+
+// StopsServer returns the step of the hook that stops the container's
+// server (nginx -s quit, kill 1 …), or nil. From Step.At on, the container
+// accepts no new connections while the load balancer may still send.
+func (p *PreStop) StopsServer() *Step {
+	if p == nil {
+		return nil
+	}
+	return p.Plan.StopServer()
 }
 
 // Service is a Kubernetes Service.
@@ -259,6 +308,15 @@ type Service struct {
 	Type     string            `json:"type"`
 	Selector map[string]string `json:"selector,omitempty"`
 	Ports    []ServicePort     `json:"ports,omitempty"`
+	// PublishNotReadyAddresses is spec.publishNotReadyAddresses: the
+	// endpoints of not-ready and terminating pods stay ready, so a load
+	// balancer fed from them keeps routing to terminating pods.
+	PublishNotReadyAddresses Field[bool] `json:"publishNotReadyAddresses"`
+	// NLB is true for a type LoadBalancer Service the AWS Load Balancer
+	// Controller turns into a Network Load Balancer
+	// (service.beta.kubernetes.io/aws-load-balancer-type external, nlb or
+	// nlb-ip, or loadBalancerClass service.k8s.aws/nlb).
+	NLB bool `json:"nlb,omitempty"`
 	// Workloads are the workloads whose pods the selector matches.
 	Workloads []*Workload `json:"-"`
 }
@@ -267,20 +325,59 @@ type Service struct {
 type ServicePort struct {
 	Name       string             `json:"name,omitempty"`
 	Port       int32              `json:"port"`
+	NodePort   int32              `json:"nodePort,omitempty"`
 	TargetPort intstr.IntOrString `json:"targetPort"`
 	Pos        Pos                `json:"pos"`
 }
 
 // Ingress is a Kubernetes Ingress; ALB is true when the AWS Load Balancer
-// Controller serves it (class alb).
+// Controller serves it: its class is an IngressClass whose controller is
+// ingress.k8s.aws/alb, the legacy kubernetes.io/ingress.class annotation
+// says alb, or (with a diagnostic) its class cannot be resolved but it
+// carries alb.ingress.kubernetes.io annotations.
 type Ingress struct {
 	Meta
-	Class    string          `json:"class,omitempty"`
-	ALB      bool            `json:"alb"`
-	Backends []Backend       `json:"backends,omitempty"`
-	LB       LBAttributes    `json:"lb"`
-	Actions  []*Action       `json:"actions,omitempty"`
-	Paths    []Field[string] `json:"paths,omitempty"`
+	Class string `json:"class,omitempty"`
+	ALB   bool   `json:"alb"`
+	// ClassFrom tells where Class comes from: spec.ingressClassName, the
+	// kubernetes.io/ingress.class annotation, or the default IngressClass.
+	ClassFrom string `json:"classFrom,omitempty"`
+	// IngressClass and Params are the class objects, when among the inputs.
+	IngressClass *IngressClass       `json:"-"`
+	Params       *IngressClassParams `json:"-"`
+	Backends     []Backend           `json:"backends,omitempty"`
+	LB           LBAttributes        `json:"lb"`
+	Actions      []*Action           `json:"actions,omitempty"`
+	Paths        []Field[string]     `json:"paths,omitempty"`
+}
+
+// IngressClass is a networking.k8s.io IngressClass.
+type IngressClass struct {
+	Meta
+	// Controller is spec.controller; ALBControllers serve ALB Ingresses.
+	Controller string `json:"controller"`
+	// Default is true with ingressclass.kubernetes.io/is-default-class: "true".
+	Default bool `json:"default,omitempty"`
+	// ParamsName names the IngressClassParams of spec.parameters, if any.
+	ParamsName string `json:"paramsName,omitempty"`
+}
+
+// IsALB reports whether the AWS Load Balancer Controller (or EKS Auto
+// Mode's ALB controller) serves the class.
+func (c *IngressClass) IsALB() bool {
+	return c != nil && (c.Controller == ALBController || c.Controller == EKSAutoALBController)
+}
+
+// IngressClassParams is an elbv2.k8s.aws IngressClassParams: settings
+// that apply to every Ingress of the classes that reference it and take
+// precedence over the Ingresses' annotations.
+type IngressClassParams struct {
+	Meta
+	// TargetType is spec.targetType; nil when not set.
+	TargetType *Field[string] `json:"targetType,omitempty"`
+	// IdleTimeout is idle_timeout.timeout_seconds of
+	// spec.loadBalancerAttributes; nil when not set.
+	IdleTimeout *Field[time.Duration] `json:"idleTimeout,omitempty"`
 }
 
 // Backend is one Ingress backend (a rule path or the default backend).
@@ -403,6 +500,24 @@ type Canary struct {
 	ALB                *ALBRouting          `json:"alb,omitempty"`
 	DynamicStableScale Field[bool]          `json:"dynamicStableScale"`
 	ScaleDownDelay     Field[time.Duration] `json:"scaleDownDelay"`
+}
+
+// BlueGreen is an Argo Rollouts blue-green strategy. At promotion the
+// controller points the active Service's selector at the new pods, then
+// scales the old ones down after ScaleDownDelay; on abort it scales the
+// new ones down after AbortScaleDownDelay (0: never).
+type BlueGreen struct {
+	Pos            Pos    `json:"pos"`
+	ActiveService  string `json:"activeService"`
+	PreviewService string `json:"previewService,omitempty"`
+	// AutoPromotionEnabled defaults to true: promote as soon as the new
+	// pods are available (after AutoPromotionAfter, when set).
+	AutoPromotionEnabled Field[bool]           `json:"autoPromotionEnabled"`
+	AutoPromotionAfter   *Field[time.Duration] `json:"autoPromotionAfter,omitempty"`
+	// ScaleDownDelay and AbortScaleDownDelay default to 30 s.
+	ScaleDownDelay      Field[time.Duration] `json:"scaleDownDelay"`
+	AbortScaleDownDelay Field[time.Duration] `json:"abortScaleDownDelay"`
+	PreviewReplicaCount *int32               `json:"previewReplicaCount,omitempty"`
 }
 
 // ALBRouting is canary.trafficRouting.alb.

@@ -35,6 +35,7 @@ func Parse(inputs ...Input) *Model {
 	for _, in := range inputs {
 		b.parseStream(in.Name, in.Data)
 	}
+	b.dedupe()
 	b.link()
 	return b.m
 }
@@ -43,11 +44,24 @@ type builder struct {
 	m        *Model
 	seen     map[string]bool // diagnostics already reported
 	selector map[any]labels.Selector
+	// objects maps kind/namespace/name to each definition, in input order.
+	objects map[string][]objectDef
+	nextSeq int
+}
+
+// objectDef is one definition of an object: where it starts and its
+// sequence number among all objects read.
+type objectDef struct {
+	pos Pos
+	seq int
 }
 
 func newBuilder() *builder {
-	return &builder{m: &Model{}, seen: map[string]bool{}, selector: map[any]labels.Selector{}}
+	return &builder{m: &Model{}, seen: map[string]bool{}, selector: map[any]labels.Selector{}, objects: map[string][]objectDef{}}
 }
+
+// objectKey identifies an object across API versions.
+func objectKey(kind, namespace, name string) string { return kind + "/" + namespace + "/" + name }
 
 func (b *builder) diag(p Pos, object, format string, args ...any) {
 	d := Diagnostic{Pos: p, Object: object, Message: fmt.Sprintf(format, args...)}
@@ -137,9 +151,13 @@ func (b *builder) parseDocument(name string, n *yaml.Node) {
 		Pos:         Pos{File: name, Line: ix.start},
 		ix:          ix,
 	}
-	if meta.Namespace == "" && h.Kind != "Namespace" {
+	if meta.Namespace == "" && !clusterScoped[h.Kind] {
 		meta.Namespace = defaultNamespace
 	}
+	b.nextSeq++
+	meta.seq = b.nextSeq
+	key := objectKey(meta.Kind, meta.Namespace, meta.Name)
+	b.objects[key] = append(b.objects[key], objectDef{pos: meta.Pos, seq: meta.seq})
 	group := h.APIVersion
 	if i := strings.Index(group, "/"); i >= 0 {
 		group = group[:i]
@@ -165,9 +183,70 @@ func (b *builder) parseDocument(name string, n *yaml.Node) {
 		b.hpa(meta, data)
 	case h.Kind == "PodDisruptionBudget" && group == "policy":
 		b.pdb(meta, data)
+	case h.Kind == "IngressClass" && group == "networking.k8s.io":
+		b.ingressClass(meta, data)
+	case h.Kind == "IngressClassParams" && (group == "elbv2.k8s.aws" || group == "eks.amazonaws.com"):
+		b.ingressClassParams(meta, data)
 	default:
 		b.m.Others++
 	}
+}
+
+// clusterScoped are the kinds read without a namespace.
+var clusterScoped = map[string]bool{"Namespace": true, "IngressClass": true, "IngressClassParams": true}
+
+// dedupe keeps the last definition of every object defined more than once
+// and reports each earlier one.
+func (b *builder) dedupe() {
+	dup := map[string]int{} // key -> sequence number of the definition to keep
+	for _, key := range sortedKeys(b.objects) {
+		defs := b.objects[key]
+		if len(defs) < 2 {
+			continue
+		}
+		last := defs[len(defs)-1].pos
+		dup[key] = defs[len(defs)-1].seq
+		for _, d := range defs[:len(defs)-1] {
+			p := d.pos
+			kind, rest, _ := strings.Cut(key, "/")
+			ns, name, _ := strings.Cut(rest, "/")
+			ref := kind + " " + name
+			if ns != "" {
+				ref = kind + " " + ns + "/" + name
+			}
+			b.m.Diagnostics = append(b.m.Diagnostics, Diagnostic{
+				Pos: last, Object: key, Kind: DiagDuplicate, Related: []Pos{p},
+				Message: fmt.Sprintf("%s is defined twice: at %s and at %s; only the last one is checked (as kubectl apply would leave it), nothing is merged", ref, p, last),
+			})
+		}
+	}
+	if len(dup) == 0 {
+		return
+	}
+	keep := func(m *Meta) bool {
+		seq, ok := dup[objectKey(m.Kind, m.Namespace, m.Name)]
+		return !ok || seq == m.seq
+	}
+	m := b.m
+	m.Namespaces = filter(m.Namespaces, func(x *Namespace) bool { return keep(&x.Meta) })
+	m.Workloads = filter(m.Workloads, func(x *Workload) bool { return keep(&x.Meta) })
+	m.Services = filter(m.Services, func(x *Service) bool { return keep(&x.Meta) })
+	m.Ingresses = filter(m.Ingresses, func(x *Ingress) bool { return keep(&x.Meta) })
+	m.TargetGroupBindings = filter(m.TargetGroupBindings, func(x *TargetGroupBinding) bool { return keep(&x.Meta) })
+	m.HPAs = filter(m.HPAs, func(x *HPA) bool { return keep(&x.Meta) })
+	m.PDBs = filter(m.PDBs, func(x *PDB) bool { return keep(&x.Meta) })
+	m.IngressClasses = filter(m.IngressClasses, func(x *IngressClass) bool { return keep(&x.Meta) })
+	m.IngressClassParams = filter(m.IngressClassParams, func(x *IngressClassParams) bool { return keep(&x.Meta) })
+}
+
+func filter[T any](in []T, keep func(T) bool) []T {
+	out := in[:0]
+	for _, x := range in {
+		if keep(x) {
+			out = append(out, x)
+		}
+	}
+	return out
 }
 
 // decode unmarshals an object; on a type error it reports the field.
@@ -300,6 +379,11 @@ func (b *builder) pod(meta *Meta, base string, spec corev1.PodSpec) Pod {
 	for i, c := range spec.Containers {
 		p.Containers = append(p.Containers, b.container(meta, indexPath(base+".containers", i), c))
 	}
+	for i, c := range spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			p.Sidecars = append(p.Sidecars, b.container(meta, indexPath(base+".initContainers", i), c))
+		}
+	}
 	return p
 }
 
@@ -311,8 +395,8 @@ func (b *builder) container(meta *Meta, base string, c corev1.Container) *Contai
 		Command: c.Command,
 		Args:    c.Args,
 	}
-	for _, p := range c.Ports {
-		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.ContainerPort})
+	for i, p := range c.Ports {
+		out.Ports = append(out.Ports, Port{Name: p.Name, Port: p.ContainerPort, Pos: meta.At(indexPath(base+".ports", i))})
 	}
 	out.Readiness = b.probe(meta, base+".readinessProbe", c.ReadinessProbe)
 	out.Liveness = b.probe(meta, base+".livenessProbe", c.LivenessProbe)
@@ -448,12 +532,22 @@ func (b *builder) service(meta Meta, data []byte) {
 	if out.Type == "" {
 		out.Type = string(corev1.ServiceTypeClusterIP)
 	}
+	out.PublishNotReadyAddresses = Field[bool]{Value: s.Spec.PublishNotReadyAddresses, Default: !meta.ix.has("spec.publishNotReadyAddresses"), Pos: meta.At("spec.publishNotReadyAddresses")}
+	if out.Type == string(corev1.ServiceTypeLoadBalancer) {
+		switch meta.Annotations[NLBTypeAnnotation] {
+		case "external", "nlb", "nlb-ip":
+			out.NLB = true
+		}
+		if c := s.Spec.LoadBalancerClass; c != nil && *c == NLBClass {
+			out.NLB = true
+		}
+	}
 	for i, p := range s.Spec.Ports {
 		tp := p.TargetPort
 		if tp.Type == intstr.Int && tp.IntVal == 0 {
 			tp = intstr.FromInt32(p.Port)
 		}
-		out.Ports = append(out.Ports, ServicePort{Name: p.Name, Port: p.Port, TargetPort: tp, Pos: meta.At(indexPath("spec.ports", i))})
+		out.Ports = append(out.Ports, ServicePort{Name: p.Name, Port: p.Port, NodePort: p.NodePort, TargetPort: tp, Pos: meta.At(indexPath("spec.ports", i))})
 	}
 	b.m.Services = append(b.m.Services, out)
 }
@@ -465,17 +559,10 @@ func (b *builder) ingress(meta Meta, data []byte) {
 	}
 	out := &Ingress{Meta: meta}
 	if ing.Spec.IngressClassName != nil {
-		out.Class = *ing.Spec.IngressClassName
-	} else {
-		out.Class = meta.Annotations[IngressClassAnnotation]
+		out.Class, out.ClassFrom = *ing.Spec.IngressClassName, "spec.ingressClassName"
+	} else if v, ok := meta.Annotations[IngressClassAnnotation]; ok {
+		out.Class, out.ClassFrom = v, "metadata.annotations[\""+IngressClassAnnotation+"\"]"
 	}
-	hasALB := false
-	for k := range meta.Annotations {
-		if strings.HasPrefix(k, ALBAnnotationPrefix) {
-			hasALB = true
-		}
-	}
-	out.ALB = out.Class == "alb" || (out.Class == "" && hasALB)
 	backend := func(path, base string, be networkingv1.IngressBackend) {
 		if be.Service == nil {
 			return
@@ -503,11 +590,130 @@ func (b *builder) ingress(meta Meta, data []byte) {
 			backend(path, base+".backend", p.Backend)
 		}
 	}
-	if out.ALB {
-		out.LB = b.lbAttributes(&meta)
-		out.Actions = b.actions(&meta)
-	}
 	b.m.Ingresses = append(b.m.Ingresses, out)
+}
+
+func (b *builder) ingressClass(meta Meta, data []byte) {
+	var c networkingv1.IngressClass
+	if !b.decode(&meta, data, &c) {
+		return
+	}
+	out := &IngressClass{Meta: meta, Controller: c.Spec.Controller, Default: meta.Annotations[DefaultClassAnnotation] == "true"}
+	if p := c.Spec.Parameters; p != nil && p.Kind == "IngressClassParams" {
+		out.ParamsName = p.Name
+	}
+	b.m.IngressClasses = append(b.m.IngressClasses, out)
+}
+
+func (b *builder) ingressClassParams(meta Meta, data []byte) {
+	var p struct {
+		Spec struct {
+			TargetType             string `json:"targetType"`
+			LoadBalancerAttributes []struct {
+				Key   string `json:"key"`
+				Value string `json:"value"`
+			} `json:"loadBalancerAttributes"`
+		} `json:"spec"`
+	}
+	if !b.decode(&meta, data, &p) {
+		return
+	}
+	out := &IngressClassParams{Meta: meta}
+	if v := p.Spec.TargetType; v != "" {
+		pos := meta.At("spec.targetType")
+		if v != TargetIP && v != TargetInstance {
+			b.diag(pos, meta.Ref(), "spec.targetType %q: want ip or instance", v)
+		} else {
+			out.TargetType = &Field[string]{Value: v, Pos: pos}
+		}
+	}
+	for i, a := range p.Spec.LoadBalancerAttributes {
+		if a.Key != "idle_timeout.timeout_seconds" {
+			continue
+		}
+		pos := meta.At(indexPath("spec.loadBalancerAttributes", i) + ".value")
+		n, err := strconv.Atoi(strings.TrimSpace(a.Value))
+		if err != nil || n < 1 || n > 4000 {
+			b.diag(pos, meta.Ref(), "loadBalancerAttributes idle_timeout.timeout_seconds=%q: want a whole number from 1 to 4000", a.Value)
+			continue
+		}
+		out.IdleTimeout = &Field[time.Duration]{Value: time.Duration(n) * time.Second, Pos: pos}
+	}
+	b.m.IngressClassParams = append(b.m.IngressClassParams, out)
+}
+
+// resolveIngressClass decides whether the AWS Load Balancer Controller
+// serves ing, and reads its ALB settings when it does.
+func (b *builder) resolveIngressClass(ing *Ingress) {
+	hasALB := false
+	for k := range ing.Annotations {
+		if strings.HasPrefix(k, ALBAnnotationPrefix) {
+			hasALB = true
+		}
+	}
+	if ing.ClassFrom == "" {
+		for _, c := range b.m.IngressClasses {
+			if c.Default {
+				ing.Class, ing.ClassFrom = c.Name, "the default IngressClass "+c.Name
+			}
+		}
+	}
+	pos := ing.At("spec.ingressClassName")
+	if strings.HasPrefix(ing.ClassFrom, "metadata.") {
+		pos = ing.AnnotationPos(IngressClassAnnotation)
+	}
+	var cls *IngressClass
+	for _, c := range b.m.IngressClasses {
+		if c.Name == ing.Class {
+			cls = c
+		}
+	}
+	switch {
+	case ing.ClassFrom == "":
+		if hasALB {
+			ing.ALB = true
+			b.m.Diagnostics = append(b.m.Diagnostics, Diagnostic{Pos: ing.At("spec"), Object: ing.Ref(), Kind: DiagIngressClass,
+				Message: fmt.Sprintf("Ingress %s has no class and no default IngressClass is among the manifests, but it carries %s* annotations: checked as an ALB Ingress; the controller serves it only if the cluster's default class is %s", ing.Name, ALBAnnotationPrefix, ALBController)})
+		}
+	case strings.HasPrefix(ing.ClassFrom, "metadata."):
+		// The legacy annotation names the controller's --ingress-class.
+		ing.ALB = ing.Class == LegacyALBClass
+		if !ing.ALB && hasALB {
+			b.m.Diagnostics = append(b.m.Diagnostics, Diagnostic{Pos: pos, Object: ing.Ref(), Kind: DiagIngressClass,
+				Message: fmt.Sprintf("%s: %q is not %q, the class the AWS Load Balancer Controller serves by default, yet the Ingress carries %s* annotations: not checked as an ALB Ingress", IngressClassAnnotation, ing.Class, LegacyALBClass, ALBAnnotationPrefix)})
+		}
+	case cls != nil:
+		ing.IngressClass = cls
+		ing.ALB = cls.IsALB()
+		if !ing.ALB && hasALB {
+			b.m.Diagnostics = append(b.m.Diagnostics, Diagnostic{Pos: pos, Object: ing.Ref(), Kind: DiagIngressClass, Related: []Pos{cls.At("spec.controller")},
+				Message: fmt.Sprintf("IngressClass %s is served by %s, which ignores the Ingress's %s* annotations: not checked as an ALB Ingress", cls.Name, cls.Controller, ALBAnnotationPrefix)})
+		}
+		if ing.ALB && cls.ParamsName != "" {
+			for _, p := range b.m.IngressClassParams {
+				if p.Name == cls.ParamsName {
+					ing.Params = p
+				}
+			}
+			if ing.Params == nil {
+				b.m.Diagnostics = append(b.m.Diagnostics, Diagnostic{Pos: cls.At("spec.parameters"), Object: cls.Ref(), Kind: DiagIngressClass,
+					Message: fmt.Sprintf("IngressClassParams %s is not among the manifests: its target type and load-balancer attributes, which override the Ingress annotations, could not be read", cls.ParamsName)})
+			}
+		}
+	case ing.Class == LegacyALBClass:
+		ing.ALB = true // the class the controller's Helm chart installs
+	case hasALB:
+		ing.ALB = true
+		b.m.Diagnostics = append(b.m.Diagnostics, Diagnostic{Pos: pos, Object: ing.Ref(), Kind: DiagIngressClass,
+			Message: fmt.Sprintf("IngressClass %s is not among the manifests, so its controller is unknown; the Ingress carries %s* annotations and is checked as an ALB Ingress", ing.Class, ALBAnnotationPrefix)})
+	}
+	if ing.ALB {
+		ing.LB = b.lbAttributes(&ing.Meta)
+		if p := ing.Params; p != nil && p.IdleTimeout != nil {
+			ing.LB.IdleTimeout = *p.IdleTimeout
+		}
+		ing.Actions = b.actions(&ing.Meta)
+	}
 }
 
 func (b *builder) targetGroupBinding(meta Meta, data []byte) {

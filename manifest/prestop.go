@@ -2,7 +2,6 @@ package manifest
 
 import (
 	"path"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -11,10 +10,6 @@ import (
 )
 
 var shells = map[string]bool{"sh": true, "bash": true, "ash": true, "dash": true, "zsh": true, "ksh": true}
-
-// sleepRE finds `sleep N` commands in a shell script; N is a number with
-// an optional s/m/h/d suffix (coreutils and busybox syntax).
-var sleepRE = regexp.MustCompile(`(?:^|[;&|(\s])sleep\s+([^\s;&|)]+)`)
 
 func (b *builder) preStop(meta *Meta, base string, h *corev1.LifecycleHandler) *PreStop {
 	out := &PreStop{Pos: meta.At(base)}
@@ -55,6 +50,34 @@ func (b *builder) execPreStop(meta *Meta, cmdPath string, out *PreStop) {
 		b.diag(pos, meta.Ref(), "preStop exec command is empty")
 		return
 	}
+	if i, err := shellScript(cmd); err == nil {
+		out.Kind = PreStopShell
+		out.Shell = cmd[0]
+		out.NeedsShell = true
+		script := cmd[i]
+		sp := indexPathPos(meta, cmdPath, i)
+		out.Duration = Field[time.Duration]{Pos: sp}
+		plan, err := ParseShellScript(script)
+		if err != nil {
+			b.diag(sp, meta.Ref(), "the preStop script %q is not valid shell (%v): the hook fails at once and SIGTERM follows", script, err)
+			out.Known = true
+			return
+		}
+		out.Plan = plan
+		out.NeedsSleep = plan.NeedsSleep
+		for _, st := range plan.Steps {
+			if st.Action == StepFail && strings.HasPrefix(st.Command, "sleep") && len(cmd) > i+1 {
+				b.diag(sp, meta.Ref(), "`%s` has no duration: the words after the script (%q) are $0, $1 … of the shell, not arguments of sleep; write the whole command in one string", st.Command, strings.Join(cmd[i+1:], " "))
+			}
+		}
+		if !plan.Known {
+			b.diag(sp, meta.Ref(), "cannot tell how long the preStop script blocks: %s (script %q)", plan.Unknown, script)
+			return
+		}
+		out.Known = true
+		out.Duration = Field[time.Duration]{Value: plan.Duration, Pos: sp}
+		return
+	}
 	bin := path.Base(cmd[0])
 	switch {
 	case bin == "sleep" && len(cmd) == 2:
@@ -64,30 +87,14 @@ func (b *builder) execPreStop(meta *Meta, cmdPath string, out *PreStop) {
 	case bin == "zerodrop" && len(cmd) == 3 && cmd[1] == "sleep":
 		out.Kind = PreStopZerodropSleep
 		b.setSleep(meta, out, cmd[2], indexPath(cmdPath, 2), parseZerodropSleep)
-	case shells[bin] && len(cmd) >= 3 && strings.HasPrefix(cmd[1], "-") && strings.Contains(cmd[1], "c"):
-		out.Kind = PreStopShell
-		out.Shell = cmd[0]
-		out.NeedsShell = true
-		script := strings.Join(cmd[2:], " ")
-		matches := sleepRE.FindAllStringSubmatch(script, -1)
-		if len(matches) == 0 {
-			b.diag(indexPathPos(meta, cmdPath, 2), meta.Ref(), "cannot tell how long the preStop script blocks: no `sleep N` in %q", script)
-			return
-		}
-		out.NeedsSleep = true
-		var total time.Duration
-		for _, m := range matches {
-			d, ok := parseSleepArg(m[1])
-			if !ok {
-				b.diag(indexPathPos(meta, cmdPath, 2), meta.Ref(), "cannot read the duration of `sleep %s` in the preStop script", m[1])
-				return
-			}
-			total += d
-		}
-		out.Known = true
-		out.Duration = Field[time.Duration]{Value: total, Pos: indexPathPos(meta, cmdPath, 2)}
 	default:
 		out.Kind = PreStopExec
+		plan := PlanArgv(cmd)
+		if plan.StopServer() != nil {
+			out.Plan = plan
+			out.Known = true
+			return
+		}
 		b.diag(pos, meta.Ref(), "cannot tell how long the preStop command %q blocks; use sleep N, the native sleep action or zerodrop sleep D", strings.Join(cmd, " "))
 	}
 }
@@ -105,6 +112,10 @@ func (b *builder) setSleep(meta *Meta, out *PreStop, arg, argPath string, parse 
 	out.Known = true
 	out.Duration = Field[time.Duration]{Value: d, Pos: p}
 }
+
+// maxSleep is the longest sleep read as a number (a longer one is as good
+// as forever for a preStop hook, and sums of them cannot overflow).
+const maxSleep = 1000 * time.Hour
 
 // parseSleepArg reads a sleep(1) argument: a number of seconds, optionally
 // fractional, with an optional s, m, h or d suffix.
@@ -125,10 +136,14 @@ func parseSleepArg(s string) (time.Duration, bool) {
 		unit, s = 24*time.Hour, s[:len(s)-1]
 	}
 	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1e6 || s != strings.TrimSpace(s) || strings.ContainsAny(s, "eEnNxX+") {
+	if err != nil || f < 0 || s != strings.TrimSpace(s) || strings.ContainsAny(s, "eEnNxX+") {
 		return 0, false
 	}
-	return time.Duration(f * float64(unit)), true
+	d := f * float64(unit)
+	if d > float64(maxSleep) {
+		return 0, false
+	}
+	return time.Duration(d), true
 }
 
 // parseZerodropSleep reads the argument of `zerodrop sleep`: Go duration

@@ -49,7 +49,13 @@ type rolloutDoc struct {
 				MaxUnavailable        *intstr.IntOrString `json:"maxUnavailable"`
 			} `json:"canary"`
 			BlueGreen *struct {
-				ActiveService string `json:"activeService"`
+				ActiveService              string `json:"activeService"`
+				PreviewService             string `json:"previewService"`
+				AutoPromotionEnabled       *bool  `json:"autoPromotionEnabled"`
+				AutoPromotionSeconds       *int32 `json:"autoPromotionSeconds"`
+				ScaleDownDelaySeconds      *int32 `json:"scaleDownDelaySeconds"`
+				AbortScaleDownDelaySeconds *int32 `json:"abortScaleDownDelaySeconds"`
+				PreviewReplicaCount        *int32 `json:"previewReplicaCount"`
 			} `json:"blueGreen"`
 		} `json:"strategy"`
 	} `json:"spec"`
@@ -117,6 +123,7 @@ func (b *builder) rollout(meta Meta, data []byte) {
 		}
 		w.Canary = can
 	case r.Spec.Strategy.BlueGreen != nil:
+		w.BlueGreen = b.blueGreen(&meta, r)
 		w.Strategy.Type = Field[string]{Value: "BlueGreen", Pos: meta.At("spec.strategy.blueGreen")}
 		w.Strategy.MaxSurge = Field[intstr.IntOrString]{Value: intstr.FromString("100%"), Default: true, Pos: meta.At("spec.strategy.blueGreen")}
 		w.Strategy.MaxUnavailable = Field[intstr.IntOrString]{Value: intstr.FromInt32(0), Default: true, Pos: meta.At("spec.strategy.blueGreen")}
@@ -127,6 +134,37 @@ func (b *builder) rollout(meta Meta, data []byte) {
 		w.Strategy.MaxUnavailable = Field[intstr.IntOrString]{Value: intstr.FromInt32(0), Default: true, Pos: meta.At("spec.strategy")}
 	}
 	b.podWorkload(w, r.Spec.Selector, r.Spec.Template)
+}
+
+func (b *builder) blueGreen(meta *Meta, r rolloutDoc) *BlueGreen {
+	const base = "spec.strategy.blueGreen"
+	bg := r.Spec.Strategy.BlueGreen
+	out := &BlueGreen{Pos: meta.At(base), ActiveService: bg.ActiveService, PreviewService: bg.PreviewService, PreviewReplicaCount: bg.PreviewReplicaCount}
+	if out.ActiveService == "" {
+		b.diag(meta.At(base+".activeService"), meta.Ref(), "blueGreen.activeService is required: the rollout has no Service to switch")
+	}
+	out.AutoPromotionEnabled = Field[bool]{Value: true, Default: true, Pos: meta.At(base + ".autoPromotionEnabled")}
+	if v := bg.AutoPromotionEnabled; v != nil {
+		out.AutoPromotionEnabled = Field[bool]{Value: *v, Pos: out.AutoPromotionEnabled.Pos}
+	}
+	secs := func(key string, v *int32, def time.Duration) Field[time.Duration] {
+		p := meta.At(base + "." + key)
+		if v == nil {
+			return Field[time.Duration]{Value: def, Default: true, Pos: p}
+		}
+		if *v < 0 {
+			b.diag(p, meta.Ref(), "%s %d must not be negative; using the default %v", key, *v, def)
+			return Field[time.Duration]{Value: def, Default: true, Pos: p}
+		}
+		return Field[time.Duration]{Value: time.Duration(*v) * time.Second, Pos: p}
+	}
+	if bg.AutoPromotionSeconds != nil {
+		f := secs("autoPromotionSeconds", bg.AutoPromotionSeconds, 0)
+		out.AutoPromotionAfter = &f
+	}
+	out.ScaleDownDelay = secs("scaleDownDelaySeconds", bg.ScaleDownDelaySeconds, DefaultScaleDownDelay)
+	out.AbortScaleDownDelay = secs("abortScaleDownDelaySeconds", bg.AbortScaleDownDelaySeconds, DefaultScaleDownDelay)
+	return out
 }
 
 // parseArgoDuration reads a pause duration: whole seconds, or a number with

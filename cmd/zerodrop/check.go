@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -27,41 +28,64 @@ func newCheckCmd() *cobra.Command {
 	)
 	cfg := check.DefaultConfig()
 	cmd := &cobra.Command{
-		Use:   "check -f FILE|DIR|- [-k DIR] [-o text|json|sarif] [--explain ID]",
+		Use:   "check [-f] FILE|DIR|- [-k DIR] [-o text|json|sarif] [--explain ID]",
 		Short: "Find manifest configurations that drop requests when pods terminate or start",
 		Long: `Check Kubernetes manifests for the timing chain between probes, preStop hooks,
 grace periods, the AWS Load Balancer Controller and the ALB. Prints, per workload,
 the termination and startup timelines with the windows in which requests can
 fail, and findings with evidence (file:line, field path) and a concrete fix.
 
+Files may also be given as arguments: "zerodrop check app.yaml" is "zerodrop check -f app.yaml".
+An input that holds no Kubernetes object (an empty file, a kustomize build that
+produced nothing) is an error, not a pass.
+
 Exit status: 0 no error-level finding, 1 error-level findings, 2 usage or read errors.
 Ignore a rule on an object with the annotation zerodrop.dev/ignore: "ZD004,ZD014".
 Declare the longest request with the annotation zerodrop.dev/max-request-duration: 30s.`,
 		Example: `  zerodrop check -f deploy/
+  zerodrop check app.yaml
   kustomize build overlays/prod | zerodrop check -f -
   zerodrop check -k deploy/overlays/after -o sarif > zerodrop.sarif
   zerodrop check --explain ZD008`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
+		Args: cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
+			switch color {
+			case "auto", "always", "never":
+			default:
+				return withExitCode(2, fmt.Errorf("check: --color %q: want auto, always or never", color))
+			}
 			if explain != "" {
 				r, ok := check.Lookup(explain)
 				if !ok {
-					return withExitCode(2, fmt.Errorf("check: unknown rule %q (rules are ZD000 to ZD020)", explain))
+					rules := check.Rules()
+					return withExitCode(2, fmt.Errorf("check: --explain: unknown rule %q (rules are %s to %s)", explain, rules[0].ID, rules[len(rules)-1].ID))
 				}
 				_, err := fmt.Fprint(out, check.Explain(r))
 				return err
 			}
+			// Positional arguments are files, as with -f.
+			files = append(files, args...)
 			if len(files) == 0 && len(kustomize) == 0 {
 				return withExitCode(2, errors.New("check: give manifests with -f FILE|DIR|- or -k DIR"))
 			}
 			switch output {
 			case "text", "json", "sarif":
 			default:
-				return withExitCode(2, fmt.Errorf("check: unknown output format %q (want text, json or sarif)", output))
+				return withExitCode(2, fmt.Errorf("check: -o/--output %q: want text, json or sarif", output))
 			}
-			if cfg.DeregistrationPropagation < 0 || cfg.MaxRequestDuration < 0 || cfg.WeightChangeLag < 0 || cfg.DetectionGap < 0 {
-				return withExitCode(2, errors.New("check: durations must not be negative"))
+			for _, d := range []struct {
+				flag string
+				v    time.Duration
+			}{
+				{"--deregistration-propagation", cfg.DeregistrationPropagation},
+				{"--max-request-duration", cfg.MaxRequestDuration},
+				{"--weight-change-lag", cfg.WeightChangeLag},
+				{"--detection-gap", cfg.DetectionGap},
+			} {
+				if d.v < 0 {
+					return withExitCode(2, fmt.Errorf("check: %s %v must not be negative", d.flag, d.v))
+				}
 			}
 			m, err := manifest.Load(cmd.Context(), manifest.Sources{Files: files, Kustomize: kustomize, Stdin: cmd.InOrStdin()})
 			if err != nil {

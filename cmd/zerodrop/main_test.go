@@ -138,9 +138,10 @@ func TestCheckExitCodes(t *testing.T) {
 	if !json.Valid([]byte(r.stdout)) || !strings.Contains(r.stdout, "ZD001") {
 		t.Errorf("check -o json on the seed's before setup: want JSON naming ZD001, got\n%s", r.stdout)
 	}
+	// Empty input is not a pass (issue 14).
 	r = zerodrop(t, "", "check", "-f", "-", "-o", "sarif")
-	if r.code != 0 || !strings.Contains(r.stdout, `"2.1.0"`) {
-		t.Errorf("check -f - with empty stdin -o sarif: exit %d, stdout %q, stderr %q", r.code, r.stdout, r.stderr)
+	if r.code != 2 || !strings.Contains(r.stderr, "no Kubernetes objects") {
+		t.Errorf("check -f - with empty stdin: exit %d, stderr %q; want 2 saying there are no objects", r.code, r.stderr)
 	}
 	r = zerodrop(t, "", "check", "-f", "no/such/file.yaml")
 	if r.code != 2 || !strings.Contains(r.stderr, "no/such/file.yaml") {
