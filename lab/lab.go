@@ -111,8 +111,8 @@ func (c *Config) defaults() error {
 
 // State is what a running lab records in DIR/state.json.
 type State struct {
-	PID        int       `json:"pid"`     // the lab up process
-	LabPID     int       `json:"labPid"`  // the lab process in the network namespace
+	PID        int       `json:"pid"`    // the lab up process
+	LabPID     int       `json:"labPid"` // the lab process in the network namespace
 	APIServer  string    `json:"apiServer"`
 	Kubeconfig string    `json:"kubeconfig"`
 	Socket     string    `json:"socket"`

@@ -10,13 +10,13 @@ package kubelet
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"encoding/json"
 	"path/filepath"
 	"sync"
 	"time"
