@@ -212,7 +212,7 @@ func (x *wctx) resolve() {
 			if st.Graceful && x.appDelayEv != nil {
 				at += x.appDelay // a drain-library app serves on for its delay after the signal
 			}
-			if at < x.stopAccepting {
+			if at <= x.stopAccepting {
 				x.stop, x.stopAccepting, x.stopCuts = st, at, !st.Graceful
 			}
 		}
