@@ -47,7 +47,7 @@ func (s *Server) runHooks(base context.Context) ([]HookResult, error) {
 			errs = append(errs, err)
 			s.cfg.logger.Warn("drain: shutdown hook failed", "hook", h.name, "err", err)
 		} else {
-			s.cfg.logger.Info("drain: shutdown hook done", "hook", h.name, "took", res.Duration)
+			s.cfg.logger.Info("drain: shutdown hook done", "hook", h.name, "took", res.Duration.String())
 		}
 		results = append(results, res)
 	}

@@ -112,7 +112,7 @@ func (s *Server) beginDrain(trigger string) time.Time {
 				break
 			}
 		}
-		s.cfg.logger.Info("drain: draining", "trigger", trigger, "delay", s.cfg.delay)
+		s.cfg.logger.Info("drain: draining", "trigger", trigger, "delay", s.cfg.delay.String())
 	}
 	return s.drainStart.Add(s.cfg.delay)
 }
@@ -255,7 +255,7 @@ func (s *Server) run(ctx context.Context, ln, adminLn net.Listener) error {
 		s.mu.Unlock()
 		go func() { adminErr <- admin.Serve(adminLn) }()
 	}
-	log.Info("drain: serving", "addr", ln.Addr().String(), "delay", s.cfg.delay, "timeout", s.cfg.timeout)
+	log.Info("drain: serving", "addr", ln.Addr().String(), "delay", s.cfg.delay.String(), "timeout", s.cfg.timeout.String())
 	if s.cfg.readyOnListen {
 		s.SetReady()
 	}
@@ -394,7 +394,7 @@ func (s *Server) run(ctx context.Context, ln, adminLn net.Listener) error {
 	s.state.Store(int32(Stopped))
 	close(s.stopped)
 	err := errors.Join(errs...)
-	log.Info("drain: stopped", "drain", drainDur, "served_while_draining", snap.served,
+	log.Info("drain: stopped", "drain", drainDur.String(), "served_while_draining", snap.served,
 		"connections_retired", snap.retired, "requests_cut", cutReqs, "err", err)
 	return err
 }

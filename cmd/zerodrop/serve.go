@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -25,7 +24,12 @@ Prometheus metrics at /metrics.
 continues for --shutdown-delay, then in-flight requests get --shutdown-timeout.
 immediate and unwaited reproduce the broken behaviours (requests are cut).
 
-Every flag has an environment variable; a flag wins over it. See docs/serve.md.`,
+Every flag has an environment variable; a flag wins over it.
+
+Exit status: 0 clean shutdown (and always in the broken modes); 1 the store
+or address failed; 2 bad flag or variable; 3 graceful mode had to cut
+requests; 130 a second Ctrl-C forced the exit with no request in flight.
+See docs/serve.md.`,
 		Example: `  zerodrop serve --db sqlite:/tmp/orders.db --shutdown-delay 5s --work 20ms-200ms
   ZERODROP_DB=postgres://u@127.0.0.1:5432/orders zerodrop serve --log-format json`,
 		Args: cobra.NoArgs,
@@ -47,10 +51,10 @@ Every flag has an environment variable; a flag wins over it. See docs/serve.md.`
 			log := service.NewLogger(cfg.LogFormat, os.Stderr)
 			// serve handles SIGTERM/SIGINT itself: ignore the root context's cancel.
 			err = service.Run(context.WithoutCancel(cmd.Context()), cfg, log)
-			if errors.Is(err, service.ErrUsage) {
-				return withExitCode(2, err)
+			if err != nil {
+				return withExitCode(service.ExitCode(err), err)
 			}
-			return err
+			return nil
 		},
 	}
 	fl := cmd.Flags()

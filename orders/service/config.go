@@ -11,6 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
+	"path/filepath"
+	"strconv"
 	"time"
 
 	"zerodrop.dev/zerodrop/drain"
@@ -101,23 +104,34 @@ func Load(lookup func(string) (string, bool), f Flags) (Config, error) {
 	}
 	var c Config
 
-	addr, src := pick(f.Addr, "addr", EnvAddr, DefaultAddr)
-	if _, _, err := net.SplitHostPort(addr); err != nil {
-		bad(src, addr, fmt.Errorf("want host:port such as %s", DefaultAddr))
+	addr, addrSrc := pick(f.Addr, "addr", EnvAddr, DefaultAddr)
+	if err := checkAddr(addr); err != nil {
+		bad(addrSrc, addr, fmt.Errorf("%v, such as %s", err, DefaultAddr))
 	}
 	c.Addr = addr
 
 	db, src := pick(f.DB, "db", EnvDB, store.DefaultDSN)
-	if _, _, err := store.ParseDSN(db); err != nil {
+	if kind, path, err := store.ParseDSN(db); err != nil {
 		// ParseDSN's message shows the value with any password hidden.
 		errs = append(errs, fmt.Errorf("%w: %s: %v", ErrUsage, src, err))
+	} else if kind == store.KindSQLite {
+		// serve does not create directories: a missing one is a typo as
+		// often as not, and SQLite would only say "unable to open
+		// database file".
+		if dir := filepath.Dir(path); dir != "." {
+			if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+				bad(src, db, fmt.Errorf("directory %s does not exist; create it first (serve does not create directories)", dir))
+			}
+		}
 	}
 	c.DB = db
 
 	admin, src := pick(f.AdminAddr, "admin-addr", EnvAdminAddr, "")
 	if admin != "" {
-		if _, _, err := net.SplitHostPort(admin); err != nil {
-			bad(src, admin, errors.New("want host:port such as 127.0.0.1:9090"))
+		if err := checkAddr(admin); err != nil {
+			bad(src, admin, fmt.Errorf("%v, such as 127.0.0.1:9090", err))
+		} else if sameListenAddr(admin, addr) {
+			bad(src, admin, fmt.Errorf("the same address as %s; give the health and metrics listener its own port", addrSrc))
 		}
 	}
 	c.AdminAddr = admin
@@ -164,6 +178,30 @@ func Load(lookup func(string) (string, bool), f Flags) (Config, error) {
 	}
 	c.LogFormat = format
 	return c, errors.Join(errs...)
+}
+
+// checkAddr checks a host:port to listen on, port 0-65535.
+func checkAddr(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return errors.New("want host:port")
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("port %q out of range 0-65535", port)
+	}
+	return nil
+}
+
+// sameListenAddr reports whether two listen addresses would collide: the
+// same non-zero port on the same host (or on a wildcard host).
+func sameListenAddr(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb) || (ha == "localhost" && hb == "127.0.0.1") || (ha == "127.0.0.1" && hb == "localhost")
 }
 
 // NewLogger returns the process logger in format ("text" or "json").

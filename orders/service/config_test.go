@@ -56,6 +56,11 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 		{nil, Flags{Timeout: sp("-1s")}, "--shutdown-timeout"},
 		{nil, Flags{LogFormat: sp("xml")}, "--log-format"},
 		{map[string]string{EnvAdminAddr: "9090"}, Flags{}, EnvAdminAddr},
+		{nil, Flags{Addr: sp("127.0.0.1:8000"), AdminAddr: sp("127.0.0.1:8000")}, "--admin-addr=\"127.0.0.1:8000\": the same address as --addr"},
+		{nil, Flags{AdminAddr: sp(DefaultAddr)}, "--admin-addr"},
+		{nil, Flags{Addr: sp("127.0.0.1:80000")}, "--addr=\"127.0.0.1:80000\": port \"80000\" out of range"},
+		{nil, Flags{AdminAddr: sp("127.0.0.1:-1")}, "--admin-addr"},
+		{nil, Flags{DB: sp("sqlite:/nonexistent-zd-dir/orders.db")}, "directory /nonexistent-zd-dir does not exist; create it first"},
 	}
 	for _, c := range cases {
 		_, err := Load(env(c.env), c.flags)

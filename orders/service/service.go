@@ -65,9 +65,14 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		st.Close()
 		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
 	}
-	log.Info("serve: started", "addr", ln.Addr().String(), "db", string(kind), "shutdown", string(cfg.Shutdown),
-		"delay", cfg.Delay.String(), "timeout", cfg.Timeout.String(), "work", cfg.Work.String(), "admin_addr", cfg.AdminAddr,
-		"pid", os.Getpid())
+	attrs := []any{"addr", ln.Addr().String(), "db", string(kind), "shutdown", string(cfg.Shutdown)}
+	if cfg.Shutdown == Graceful {
+		// The broken modes use neither: logging them would promise a drain
+		// that will not happen.
+		attrs = append(attrs, "delay", cfg.Delay.String(), "timeout", cfg.Timeout.String())
+	}
+	attrs = append(attrs, "work", cfg.Work.String(), "admin_addr", cfg.AdminAddr, "pid", os.Getpid())
+	log.Info("serve: started", attrs...)
 
 	srv := &http.Server{
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
@@ -99,16 +104,77 @@ func runGraceful(ctx context.Context, cfg Config, log *slog.Logger, srv *http.Se
 		return fmt.Errorf("register drain metrics: %w", err)
 	}
 	ds.OnShutdown("close order store", closeStore)
+	// Say once, at the first signal, what a second one does: the drain
+	// can take delay + timeout, and an operator should know the way out.
+	hint := make(chan os.Signal, 1)
+	signal.Notify(hint, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(hint)
+	hintDone := make(chan struct{})
+	defer close(hintDone)
+	go func() {
+		select {
+		case s := <-hint:
+			log.Info("serve: draining; a second Ctrl-C (or signal) forces the exit now and cuts the requests in flight",
+				"signal", s.String(), "ends_in", (cfg.Delay + cfg.Timeout).String())
+		case <-hintDone:
+		}
+	}()
 	ds.SetReady()
 	err := ds.Serve(ctx, ln)
 	rep := ds.Report()
 	log.Info("serve: exit", "shutdown", string(Graceful), "trigger", rep.Trigger,
 		"served_while_draining", rep.ServedWhileDraining, "requests_cut", rep.RequestsCut,
-		"connections_force_closed", rep.ConnsForceClosed, "drain", rep.DrainDuration.String(), "err", errText(err))
-	if err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
+		"connections_force_closed", rep.ConnsForceClosed, "forced_by_signal", rep.ForcedBySignal,
+		"drain", rep.DrainDuration.String(), "err", errText(err))
+	switch {
+	case err == nil:
+		return nil
+	case rep.RequestsCut > 0:
+		return fmt.Errorf("graceful shutdown: %w (%d): %w", ErrRequestsCut, rep.RequestsCut, err)
+	case rep.ForcedBySignal:
+		return fmt.Errorf("graceful shutdown: %w", ErrForcedNoneCut)
+	case errors.Is(err, drain.ErrForced):
+		// The timeout closed connections with no request on them:
+		// nothing was lost.
+		log.Warn("serve: connections were closed at the timeout with no request in flight", "err", err.Error())
+		return nil
 	}
-	return nil
+	return fmt.Errorf("graceful shutdown: %w", err)
+}
+
+// Errors of a graceful shutdown that did not end on its own; ExitCode
+// gives each its own exit status.
+var (
+	// ErrRequestsCut: requests in flight were cut, at the timeout or by a
+	// second signal.
+	ErrRequestsCut = errors.New("requests were cut")
+	// ErrForcedNoneCut: a second signal forced the exit before the drain
+	// ended, with no request in flight.
+	ErrForcedNoneCut = errors.New("a second signal forced the exit; no request was cut")
+)
+
+// Exit statuses of zerodrop serve (see ExitCode).
+const (
+	ExitOK            = 0   // clean shutdown (graceful), or the broken modes' exit
+	ExitFailed        = 1   // the store could not be opened, the address bound, a hook failed
+	ExitUsage         = 2   // bad flag or environment variable
+	ExitRequestsCut   = 3   // graceful: requests had to be cut
+	ExitForcedNoneCut = 130 // graceful: a second signal forced the exit, nothing was cut
+)
+
+// ExitCode is the process exit status for Run's error.
+func ExitCode(err error) int {
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.Is(err, ErrUsage):
+		return ExitUsage
+	case errors.Is(err, ErrRequestsCut):
+		return ExitRequestsCut
+	case errors.Is(err, ErrForcedNoneCut):
+		return ExitForcedNoneCut
+	}
+	return ExitFailed
 }
 
 // runAbrupt reproduces the two broken behaviours: readiness stays 200 to

@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 		}
 		if err := service.Run(context.Background(), cfg, service.NewLogger(cfg.LogFormat, os.Stderr)); err != nil {
 			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+			os.Exit(service.ExitCode(err))
 		}
 		os.Exit(0)
 	}
@@ -244,8 +244,8 @@ func TestGracefulTimeoutCuts(t *testing.T) {
 			t.Errorf("request %d outlived the timeout: %d", i, r.status)
 		}
 	}
-	if code, _ := p.wait(t, 10*time.Second); code != 1 {
-		t.Errorf("exit code %d, want 1 after cutting requests\n%s", code, p.log())
+	if code, _ := p.wait(t, 10*time.Second); code != service.ExitRequestsCut {
+		t.Errorf("exit code %d, want %d after cutting requests\n%s", code, service.ExitRequestsCut, p.log())
 	}
 	if exit := p.line("serve: exit"); exit == nil || exit["requests_cut"] != 2.0 {
 		t.Errorf("exit summary %v", exit)
@@ -316,11 +316,54 @@ func TestAbruptModesCut(t *testing.T) {
 func TestBadStoreFails(t *testing.T) {
 	exe, _ := os.Executable()
 	cmd := exec.Command(exe, "-test.run=^$")
-	cmd.Env = append(os.Environ(), envChild+"=1", "ZERODROP_ADDR=127.0.0.1:0",
-		"ZERODROP_DB=sqlite:"+filepath.Join(t.TempDir(), "no", "such", "dir", "orders.db"))
+	dir := filepath.Join(t.TempDir(), "orders.db")
+	if err := os.Mkdir(dir, 0o755); err != nil { // a directory where the file should be
+		t.Fatal(err)
+	}
+	cmd.Env = append(os.Environ(), envChild+"=1", "ZERODROP_ADDR=127.0.0.1:0", "ZERODROP_DB=sqlite:"+dir)
 	out, err := cmd.CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "open the order store") {
 		t.Errorf("exit %v, output:\n%s", err, out)
 	}
+}
+
+// A second signal during the drain forces the exit; the first one says so.
+// With nothing in flight the exit status tells "forced, none cut" (130)
+// from "requests cut" (3).
+func TestSecondSignalForcesWithItsOwnStatus(t *testing.T) {
+	t.Parallel()
+	p := start(t, "ZERODROP_SHUTDOWN=graceful", "ZERODROP_SHUTDOWN_DELAY=30s")
+	p.signal(t)
+	for deadline := time.Now().Add(10 * time.Second); p.line("drain: draining") == nil && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	p.signal(t)
+	if code, _ := p.wait(t, 10*time.Second); code != service.ExitForcedNoneCut {
+		t.Errorf("exit code %d, want %d\n%s", code, service.ExitForcedNoneCut, p.log())
+	}
+	hint := false
+	for _, l := range strings.Split(p.log(), "\n") {
+		if strings.Contains(l, "a second Ctrl-C") {
+			hint = true
+		}
+	}
+	if !hint {
+		t.Errorf("the first signal did not say what a second one does:\n%s", p.log())
+	}
+}
+
+// The broken modes log no delay or timeout they will not use.
+func TestImmediateLogsNoDelay(t *testing.T) {
+	t.Parallel()
+	p := start(t, "ZERODROP_SHUTDOWN=immediate", "ZERODROP_SHUTDOWN_DELAY=15s")
+	started := p.line("serve: started")
+	if _, ok := started["delay"]; ok {
+		t.Errorf("immediate mode logs a delay: %v", started)
+	}
+	if _, ok := started["timeout"]; ok {
+		t.Errorf("immediate mode logs a timeout: %v", started)
+	}
+	p.signal(t)
+	p.wait(t, 5*time.Second)
 }
