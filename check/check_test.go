@@ -234,14 +234,20 @@ func TestJSON(t *testing.T) {
 				Severity string
 				Evidence []struct{ Pos manifest.Pos }
 			}
-			Termination struct{ Events []Event }
+			Termination struct {
+				Events []struct {
+					At   string
+					What string
+				}
+			}
 		}
+		Config struct{ DeregistrationPropagation string }
 		Counts map[string]int
 	}
 	if err := json.Unmarshal(buf.Bytes(), &back); err != nil {
 		t.Fatal(err)
 	}
-	if back.Version != "zerodrop.check/v1" || len(back.Workloads) != 1 || back.Counts["error"] != r.Counts["error"] {
+	if back.Version != "zerodrop.check/v2" || len(back.Workloads) != 1 || back.Counts["error"] != r.Counts["error"] {
 		t.Fatalf("JSON report: %+v", back)
 	}
 	if f := back.Workloads[0].Findings[0]; f.Severity != "error" || f.Evidence[0].Pos.Line == 0 {
@@ -249,6 +255,10 @@ func TestJSON(t *testing.T) {
 	}
 	if len(back.Workloads[0].Termination.Events) == 0 {
 		t.Error("no termination timeline in JSON")
+	}
+	// Durations as Kubernetes writes them, not nanoseconds.
+	if back.Config.DeregistrationPropagation != "10s" || back.Workloads[0].Termination.Events[1].At != "10s" {
+		t.Errorf("durations: config %q, second event at %q; want \"10s\"", back.Config.DeregistrationPropagation, back.Workloads[0].Termination.Events[1].At)
 	}
 }
 

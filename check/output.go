@@ -158,18 +158,106 @@ func (t *textWriter) printf(format string, args ...any) {
 	_, t.err = fmt.Fprintf(t.w, format, args...)
 }
 
-// jsonDuration renders durations as seconds in JSON.
+// JSONVersion names the schema of WriteJSON's output. v2 writes every
+// duration as Kubernetes does ("30s", "1m30s"); v1 wrote nanoseconds.
+const JSONVersion = "zerodrop.check/v2"
+
+// dur is a duration written as Kubernetes writes one: "30s", "1m30s".
+type dur time.Duration
+
+func (d dur) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+
 type jsonReport struct {
-	Version string `json:"version"`
-	*Report
+	Version   string         `json:"version"`
+	Config    jsonConfig     `json:"config"`
+	Workloads []jsonWorkload `json:"workloads"`
+	Findings  []Finding      `json:"findings"`
+	Ignored   int            `json:"ignored"`
+	Counts    map[string]int `json:"counts"`
 }
 
-// WriteJSON writes the report as indented JSON. Durations are nanoseconds
-// (Go time.Duration), as everywhere in zerodrop's JSON.
+type jsonConfig struct {
+	DeregistrationPropagation dur `json:"deregistrationPropagation"`
+	MaxRequestDuration        dur `json:"maxRequestDuration"`
+	WeightChangeLag           dur `json:"weightChangeLag"`
+	DetectionGap              dur `json:"detectionGap"`
+}
+
+type jsonWorkload struct {
+	Object      string          `json:"object"`
+	Pos         manifest.Pos    `json:"pos"`
+	Routes      []string        `json:"routes,omitempty"`
+	Container   string          `json:"container,omitempty"`
+	Termination *jsonTimeline   `json:"termination,omitempty"`
+	Startup     *jsonTimeline   `json:"startup,omitempty"`
+	Containers  []jsonContainer `json:"containers,omitempty"`
+	Findings    []Finding       `json:"findings"`
+	Served      bool            `json:"served"`
+}
+
+type jsonTimeline struct {
+	Events  []jsonEvent  `json:"events"`
+	Windows []jsonWindow `json:"windows,omitempty"`
+}
+
+type jsonEvent struct {
+	At   dur    `json:"at"`
+	What string `json:"what"`
+}
+
+type jsonWindow struct {
+	From dur    `json:"from"`
+	To   dur    `json:"to"`
+	Why  string `json:"why"`
+	Risk bool   `json:"risk,omitempty"`
+}
+
+type jsonContainer struct {
+	Name           string `json:"name"`
+	Sidecar        bool   `json:"sidecar,omitempty"`
+	PreStopStart   dur    `json:"preStopStart"`
+	HookKnown      bool   `json:"hookKnown"`
+	HookFails      bool   `json:"hookFails,omitempty"`
+	SIGTERM        dur    `json:"sigterm"`
+	StopsAccepting dur    `json:"stopsAccepting"`
+	Exit           dur    `json:"exit"`
+	Kill           dur    `json:"kill"`
+}
+
+func toJSONTimeline(t *Timeline) *jsonTimeline {
+	if t == nil {
+		return nil
+	}
+	out := &jsonTimeline{Events: []jsonEvent{}}
+	for _, e := range t.Events {
+		out.Events = append(out.Events, jsonEvent{At: dur(e.At), What: e.What})
+	}
+	for _, w := range t.Windows {
+		out.Windows = append(out.Windows, jsonWindow{From: dur(w.From), To: dur(w.To), Why: w.Why, Risk: w.Risk})
+	}
+	return out
+}
+
+// WriteJSON writes the report as indented JSON (schema JSONVersion), with
+// durations as Kubernetes writes them ("30s").
 func (r *Report) WriteJSON(w io.Writer) error {
+	out := jsonReport{Version: JSONVersion, Findings: r.Findings, Ignored: r.Ignored, Counts: r.Counts, Workloads: []jsonWorkload{},
+		Config: jsonConfig{dur(r.Config.DeregistrationPropagation), dur(r.Config.MaxRequestDuration), dur(r.Config.WeightChangeLag), dur(r.Config.DetectionGap)}}
+	if out.Findings == nil {
+		out.Findings = []Finding{}
+	}
+	for _, wr := range r.Workloads {
+		jw := jsonWorkload{Object: wr.Object, Pos: wr.Pos, Routes: wr.Routes, Container: wr.Container, Findings: wr.Findings, Served: wr.Served,
+			Termination: toJSONTimeline(wr.Termination), Startup: toJSONTimeline(wr.Startup)}
+		for _, c := range wr.Containers {
+			jw.Containers = append(jw.Containers, jsonContainer{Name: c.Name, Sidecar: c.Sidecar, PreStopStart: dur(c.PreStopStart), HookKnown: c.HookKnown, HookFails: c.HookFails,
+				SIGTERM: dur(c.SIGTERM), StopsAccepting: dur(c.StopsAccepting), Exit: dur(c.Exit), Kill: dur(c.Kill)})
+		}
+		out.Workloads = append(out.Workloads, jw)
+	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	if err := enc.Encode(jsonReport{Version: "zerodrop.check/v1", Report: r}); err != nil {
+	if err := enc.Encode(out); err != nil {
 		return fmt.Errorf("writing JSON report: %w", err)
 	}
 	return nil

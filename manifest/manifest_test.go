@@ -145,7 +145,9 @@ func TestDiagnostics(t *testing.T) {
 		name, doc, want string
 		line            int
 	}{
-		{"bad yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [x\n", "invalid YAML", 3},
+		{"bad yaml", "apiVersion: v1\nkind: Service\nmetadata:\n  name: [x\n", "invalid YAML at key metadata.name (line 4", 4},
+		{"bad indent", "apiVersion: v1\nkind: Service\nmetadata:\n  labels:\n    a: b\n   c: d\n", "invalid YAML at key metadata.labels (line 4", 4},
+		{"unterminated quote", "apiVersion: v1\nkind: Service\nmetadata:\n  name: 'x\n", "invalid YAML", 4},
 		{"wrong type", strings.Replace(deployTpl, "%s", "          readinessProbe:\n            periodSeconds: often", 1), "wrong type", 16},
 		{"bad env", strings.Replace(deployTpl, "%s", "          env:\n            - name: ZERODROP_SHUTDOWN_DELAY\n              value: soon", 1), "ZERODROP_SHUTDOWN_DELAY", 17},
 		{"env from ref", strings.Replace(deployTpl, "%s", "          env:\n            - name: ZERODROP_IDLE_TIMEOUT\n              valueFrom: {configMapKeyRef: {name: c, key: k}}", 1), "valueFrom", 16},

@@ -73,7 +73,81 @@ func (b *builder) diag(p Pos, object, format string, args ...any) {
 	b.m.Diagnostics = append(b.m.Diagnostics, d)
 }
 
-var yamlLineRE = regexp.MustCompile(`line (\d+)`)
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): `)
+
+// yamlErrorLine returns the 1-based line of a YAML syntax error. The
+// parser reports a parser error ("did not find expected …") at the
+// 0-based line where the enclosing block starts, a scanner error at the
+// 1-based line of the problem.
+func yamlErrorLine(err error) int {
+	m := yamlLineRE.FindStringSubmatch(err.Error())
+	if m == nil {
+		return 0
+	}
+	line, _ := strconv.Atoi(m[1])
+	if strings.Contains(err.Error(), "did not find expected") {
+		line++
+	}
+	return line
+}
+
+func yamlErrorPos(name string, data []byte, err error) Pos {
+	line := yamlErrorLine(err)
+	return Pos{File: name, Line: line, Path: keyPathAt(data, line)}
+}
+
+// yamlErrorMessage says what is wrong and where: the key whose block the
+// parser was reading, and that line's text.
+func yamlErrorMessage(data []byte, err error) string {
+	msg := yamlLineRE.ReplaceAllString(err.Error(), "")
+	msg = strings.TrimPrefix(msg, "yaml: ")
+	line := yamlErrorLine(err)
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) {
+		return "invalid YAML: " + msg
+	}
+	where := fmt.Sprintf("line %d %q", line, strings.TrimRight(lines[line-1], "\r"))
+	if k := keyPathAt(data, line); k != "" {
+		where = "key " + k + " (" + where + ")"
+	}
+	return fmt.Sprintf("invalid YAML at %s: %s", where, msg)
+}
+
+var yamlKeyRE = regexp.MustCompile(`^(\s*)(?:- +)?([^\s#'"\-][^:#]*?|"[^"]*"|'[^']*'):(?:\s|$)`)
+
+// keyPathAt names the key on a line (or the nearest key above it) with its
+// parent keys, found by indentation: metadata.labels.
+func keyPathAt(data []byte, line int) string {
+	lines := strings.Split(string(data), "\n")
+	if line < 1 || line > len(lines) {
+		return ""
+	}
+	var path []string
+	indent := -1
+	for i := line - 1; i >= 0; i-- {
+		text := strings.TrimRight(lines[i], "\r")
+		if strings.TrimSpace(text) == "---" {
+			break // the document starts here
+		}
+		m := yamlKeyRE.FindStringSubmatch(text)
+		if m == nil {
+			continue
+		}
+		ind := len(m[1])
+		if strings.HasPrefix(strings.TrimLeft(text, " "), "-") {
+			ind += 2 // a key after "- " belongs to the item's mapping
+		}
+		if indent >= 0 && ind >= indent {
+			continue
+		}
+		path = append([]string{strings.Trim(m[2], `"'`)}, path...)
+		indent = ind
+		if ind == 0 {
+			break
+		}
+	}
+	return strings.Join(path, ".")
+}
 
 func (b *builder) parseStream(name string, data []byte) {
 	dec := yaml.NewDecoder(bytes.NewReader(data))
@@ -84,11 +158,7 @@ func (b *builder) parseStream(name string, data []byte) {
 			return
 		}
 		if err != nil {
-			line := 0
-			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-				line, _ = strconv.Atoi(m[1])
-			}
-			b.diag(Pos{File: name, Line: line}, "", "invalid YAML: %v", err)
+			b.diag(yamlErrorPos(name, data, err), "", "%s", yamlErrorMessage(data, err))
 			return
 		}
 		b.parseDocument(name, &n)
