@@ -30,6 +30,9 @@ type Sources struct {
 // maxInput bounds one input (64 MiB) so a stray file cannot exhaust memory.
 const maxInput = 64 << 20
 
+// KustomizeSuffix ends the name of a kustomize build's input.
+const KustomizeSuffix = " (kustomize build)"
+
 // ErrNoObjects is returned (wrapped, naming the input) by Load when an
 // input holds no document at all: an empty file, a file of comments only,
 // or a kustomize build that produced nothing. Checking nothing is not a
@@ -187,11 +190,43 @@ func expand(arg string) ([]string, error) {
 	return out, nil
 }
 
+// originFS asks kustomize for origin annotations on every object of the
+// top kustomization (buildMetadata: [originAnnotations]), so positions
+// can point at the source files.
+type originFS struct {
+	filesys.FileSystem
+	dir string
+}
+
+// ReadFile adds buildMetadata to the top kustomization file.
+func (f originFS) ReadFile(name string) ([]byte, error) {
+	data, err := f.FileSystem.ReadFile(name)
+	if err != nil {
+		return nil, err
+	}
+	abs, aerr := filepath.Abs(name)
+	if aerr != nil || filepath.Dir(abs) != f.dir || !isKustomizationFile(filepath.Base(abs)) || bytes.Contains(data, []byte("buildMetadata")) {
+		return data, nil
+	}
+	out := append(append([]byte(nil), data...), "\nbuildMetadata: [originAnnotations]\n"...)
+	return out, nil
+}
+
+func isKustomizationFile(base string) bool {
+	return base == "kustomization.yaml" || base == "kustomization.yml" || base == "Kustomization"
+}
+
 // Kustomize builds a kustomization directory. The input is named
-// "DIR (kustomize build)" and its line numbers refer to the built output.
+// "DIR (kustomize build)"; its line numbers refer to the built output, and
+// Parse maps each object's fields back to its source file through
+// kustomize's origin annotations where the value there is the one built.
 func Kustomize(dir string) (Input, error) {
 	k := krusty.MakeKustomizer(krusty.MakeDefaultOptions())
-	res, err := k.Run(filesys.MakeFsOnDisk(), dir)
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return Input{}, fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	res, err := k.Run(originFS{FileSystem: filesys.MakeFsOnDisk(), dir: abs}, dir)
 	if err != nil {
 		return Input{}, fmt.Errorf("kustomize build %s: %w", dir, err)
 	}
@@ -199,5 +234,5 @@ func Kustomize(dir string) (Input, error) {
 	if err != nil {
 		return Input{}, fmt.Errorf("kustomize build %s: rendering YAML: %w", dir, err)
 	}
-	return Input{Name: dir + " (kustomize build)", Data: data}, nil
+	return Input{Name: dir + KustomizeSuffix, Data: data, Dir: dir}, nil
 }

@@ -269,8 +269,17 @@ func TestKustomize(t *testing.T) {
 	if w.Pod.TerminationGracePeriod.Value != 40*time.Second || c.PreStop == nil || c.PreStop.Kind != PreStopSleep || c.PreStop.Duration.Value != 20*time.Second || c.Readiness == nil {
 		t.Fatalf("patch not applied: grace %v preStop %+v", w.Pod.TerminationGracePeriod.Value, c.PreStop)
 	}
-	if !strings.HasSuffix(w.Pos.File, "(kustomize build)") || c.PreStop.Duration.Pos.Line == 0 {
-		t.Fatalf("positions: %s / %s", w.Pos, c.PreStop.Duration.Pos)
+	// Fields the overlay's patch sets point at the built output; fields
+	// the base sets point at the base file (kustomize origin annotations).
+	if !strings.HasSuffix(c.PreStop.Duration.Pos.File, KustomizeSuffix) || c.PreStop.Duration.Pos.Line == 0 {
+		t.Fatalf("patched field: %s", c.PreStop.Duration.Pos)
+	}
+	base := filepath.Join("testdata", "kustomize", "base", "app.yaml")
+	if c.Image.Pos.File != base || c.Image.Pos.Line != 23 || w.Pos.File != base || w.Origin != base {
+		t.Fatalf("base field: image at %s, workload at %s (origin %q); want %s:23", c.Image.Pos, w.Pos, w.Origin, base)
+	}
+	if _, ok := w.Annotations["config.kubernetes.io/origin"]; ok {
+		t.Fatal("the origin annotation kustomize adds for us is left on the object")
 	}
 }
 

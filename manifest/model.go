@@ -74,16 +74,28 @@ type Meta struct {
 	// Pos is the start of the object's document.
 	Pos Pos `json:"pos"`
 
-	ix  *lineIndex
-	seq int // order among the objects read
+	// Origin is the source file of an object built by kustomize (from its
+	// origin annotation), when that file holds the object.
+	Origin string `json:"origin,omitempty"`
+
+	ix     *lineIndex
+	origin *lineIndex // the object in its source file (kustomize)
+	seq    int        // order among the objects read
 }
 
 // Ref is Kind/namespace/name.
 func (m *Meta) Ref() string { return m.Kind + "/" + m.Namespace + "/" + m.Name }
 
 // At returns the source position of a field path of this object (the
-// nearest existing ancestor's line when the field is not set).
-func (m *Meta) At(path string) Pos { return m.ix.pos(path) }
+// nearest existing ancestor's line when the field is not set). For an
+// object built by kustomize it is the line in the source file when the
+// field holds the same value there, else the line in the built output.
+func (m *Meta) At(path string) Pos {
+	if o := m.origin; o != nil && o.has(path) && m.ix.has(path) && o.values[path] == m.ix.values[path] {
+		return o.pos(path)
+	}
+	return m.ix.pos(path)
+}
 
 // AnnotationPos returns the position of one annotation of the object.
 func (m *Meta) AnnotationPos(key string) Pos {

@@ -25,6 +25,9 @@ import (
 type Input struct {
 	Name string
 	Data []byte
+	// Dir is the kustomization directory of a kustomize build: paths of
+	// kustomize's origin annotations are relative to it.
+	Dir string
 }
 
 // Parse reads every document of the inputs and links the objects into a
@@ -33,6 +36,7 @@ type Input struct {
 func Parse(inputs ...Input) *Model {
 	b := newBuilder()
 	for _, in := range inputs {
+		b.dir = in.Dir
 		b.parseStream(in.Name, in.Data)
 	}
 	b.dedupe()
@@ -44,6 +48,8 @@ type builder struct {
 	m        *Model
 	seen     map[string]bool // diagnostics already reported
 	selector map[any]labels.Selector
+	dir     string                // kustomization directory of the input, if built
+	sources map[string][]*docIndex // origin files already read
 	// objects maps kind/namespace/name to each definition, in input order.
 	objects map[string][]objectDef
 	nextSeq int
@@ -220,6 +226,9 @@ func (b *builder) parseDocument(name string, n *yaml.Node) {
 		Annotations: h.Metadata.Annotations,
 		Pos:         Pos{File: name, Line: ix.start},
 		ix:          ix,
+	}
+	if o, ok := meta.Annotations[originAnnotation]; ok && b.dir != "" {
+		b.origin(&meta, o)
 	}
 	if meta.Namespace == "" && !clusterScoped[h.Kind] {
 		meta.Namespace = defaultNamespace

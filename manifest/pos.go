@@ -60,13 +60,14 @@ func indexPath(parent string, i int) string { return fmt.Sprintf("%s[%d]", paren
 
 // lineIndex maps every field path of one YAML document to its line.
 type lineIndex struct {
-	file  string
-	start int
-	lines map[string]int
+	file   string
+	start  int
+	lines  map[string]int
+	values map[string]string // scalar values by path
 }
 
 func newLineIndex(file string, doc *yaml.Node) *lineIndex {
-	ix := &lineIndex{file: file, lines: make(map[string]int)}
+	ix := &lineIndex{file: file, lines: make(map[string]int), values: make(map[string]string)}
 	root := doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
 		root = root.Content[0]
@@ -83,12 +84,18 @@ func (ix *lineIndex) walk(path string, n *yaml.Node) {
 			k, v := n.Content[i], n.Content[i+1]
 			p := joinPath(path, k.Value)
 			ix.lines[p] = k.Line
+			if v.Kind == yaml.ScalarNode {
+				ix.values[p] = v.Value
+			}
 			ix.walk(p, v)
 		}
 	case yaml.SequenceNode:
 		for i, c := range n.Content {
 			p := indexPath(path, i)
 			ix.lines[p] = c.Line
+			if c.Kind == yaml.ScalarNode {
+				ix.values[p] = c.Value
+			}
 			ix.walk(p, c)
 		}
 	}
