@@ -48,8 +48,8 @@ type builder struct {
 	m        *Model
 	seen     map[string]bool // diagnostics already reported
 	selector map[any]labels.Selector
-	dir     string                // kustomization directory of the input, if built
-	sources map[string][]*docIndex // origin files already read
+	dir      string                 // kustomization directory of the input, if built
+	sources  map[string][]*docIndex // origin files already read
 	// objects maps kind/namespace/name to each definition, in input order.
 	objects map[string][]objectDef
 	nextSeq int
