@@ -16,9 +16,13 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	pathpkg "path"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
+
+	"sigs.k8s.io/yaml"
 
 	"zerodrop.dev/zerodrop/lab/kubelet"
 )
@@ -147,4 +151,34 @@ func ReadState(dir string) (State, error) {
 
 func alive(pid int) bool {
 	return pid > 0 && syscall.Kill(pid, 0) == nil
+}
+
+// ReadImages reads extra image mappings (a YAML or JSON list of
+// kubelet.Image) from path. Every file an image maps must exist here.
+func ReadImages(path string) ([]kubelet.Image, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--images: %w", err)
+	}
+	var images []kubelet.Image
+	if err := yaml.UnmarshalStrict(b, &images); err != nil {
+		return nil, fmt.Errorf("--images %s: %w", path, err)
+	}
+	for i, im := range images {
+		if im.Match == "" {
+			return nil, fmt.Errorf("--images %s: entry %d: match is empty", path, i)
+		}
+		if _, err := pathpkg.Match(im.Match, "x"); err != nil {
+			return nil, fmt.Errorf("--images %s: entry %d: match %q: %w", path, i, im.Match, err)
+		}
+		for inImage, host := range im.Files {
+			if !strings.HasPrefix(inImage, "/") {
+				return nil, fmt.Errorf("--images %s: entry %d (%s): file %q must be an absolute path in the image", path, i, im.Match, inImage)
+			}
+			if _, err := os.Stat(host); err != nil {
+				return nil, fmt.Errorf("--images %s: entry %d (%s): file %s: %w", path, i, im.Match, inImage, err)
+			}
+		}
+	}
+	return images, nil
 }

@@ -52,7 +52,7 @@ func labDir(cmd *cobra.Command) string {
 
 func newLabUpCmd() *cobra.Command {
 	var cfg lab.Config
-	var output string
+	var output, imagesFile string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start a lab and stay in the foreground (Ctrl-C stops it)",
@@ -69,6 +69,13 @@ func newLabUpCmd() *cobra.Command {
 			}
 			cfg.Dir = labDir(cmd)
 			cfg.JSON = output == "json"
+			if imagesFile != "" {
+				images, err := lab.ReadImages(imagesFile)
+				if err != nil {
+					return withExitCode(2, err)
+				}
+				cfg.Images = images
+			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			out := cmd.ErrOrStderr()
@@ -93,6 +100,7 @@ func newLabUpCmd() *cobra.Command {
 	f.StringVar(&cfg.NodeMemory, "node-memory", "16Gi", "memory capacity of each node")
 	f.IntVar(&cfg.NodePods, "node-pods", 110, "pod capacity of each node (at most 253)")
 	f.StringVarP(&output, "output", "o", "text", "progress format: text|json")
+	f.StringVar(&imagesFile, "images", "", "YAML or JSON list of extra image mappings (match, entrypoint, cmd, files)")
 	return cmd
 }
 
