@@ -24,11 +24,27 @@ func writeJSON(w http.ResponseWriter, code int, b healthBody) {
 	json.NewEncoder(w).Encode(b) //nolint:errcheck // client went away
 }
 
+// onlyGET answers 405 to methods other than GET and HEAD (probes and
+// load-balancer health checks use GET) and reports whether it did.
+func (s *Server) onlyGET(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method == http.MethodGet || r.Method == http.MethodHead {
+		return false
+	}
+	w.Header().Set("Allow", "GET, HEAD")
+	writeJSON(w, http.StatusMethodNotAllowed, healthBody{Status: "error", State: s.State().String(),
+		Error: "method " + r.Method + " not allowed: use GET"})
+	return true
+}
+
 // ReadinessHandler answers 200 {"status":"ready"} in state Ready and 503
 // otherwise: before SetReady and from the first moment of the drain. Point
-// the readinessProbe and the ALB health check at it.
+// the readinessProbe and the ALB health check at it. Methods other than
+// GET and HEAD get 405.
 func (s *Server) ReadinessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.onlyGET(w, r) {
+			return
+		}
 		st := s.State()
 		if st == Ready {
 			writeJSON(w, http.StatusOK, healthBody{Status: "ready", State: st.String()})
@@ -40,9 +56,12 @@ func (s *Server) ReadinessHandler() http.Handler {
 
 // LivenessHandler answers 200 while the process serves, also while it
 // drains, so that a livenessProbe never restarts a draining container; 503
-// once Stopped.
+// once Stopped. Methods other than GET and HEAD get 405.
 func (s *Server) LivenessHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.onlyGET(w, r) {
+			return
+		}
 		st := s.State()
 		if st == Stopped {
 			writeJSON(w, http.StatusServiceUnavailable, healthBody{Status: "stopped", State: st.String()})

@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -11,6 +12,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"zerodrop.dev/zerodrop/internal/jsonkeys"
 )
 
 // Error is a client-facing API error: an HTTP status and the JSON body
@@ -202,12 +205,32 @@ func printable(s string) bool {
 }
 
 // decodeJSON decodes exactly one JSON object into v, refusing unknown
-// fields, and turns every failure into an *Error.
+// fields (also names that match a field only when case is ignored), text
+// that is not UTF-8 and anything but an object at the top, and turns every
+// failure into an *Error.
 func decodeJSON(r io.Reader, v any) error {
-	dec := json.NewDecoder(r)
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return jsonError(err)
+	}
+	if !utf8.Valid(data) {
+		return badRequest("malformed_json", "request body is not valid UTF-8 (JSON text must be UTF-8)")
+	}
+	// null decodes into a struct as "nothing", silently: reject every
+	// well-formed body that is not an object before decoding.
+	var probe any
+	if json.Unmarshal(data, &probe) == nil {
+		if _, ok := probe.(map[string]any); !ok {
+			return badRequest("wrong_type", "request body must be a JSON object, got JSON %s", jsonValueKind(probe))
+		}
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
+	}
+	if err := jsonkeys.Check(data, v); err != nil {
+		return badRequest("unknown_field", "%v", err)
 	}
 	// Exactly one value: anything but trailing space is a mistake.
 	var extra json.RawMessage
@@ -247,6 +270,23 @@ func jsonError(err error) *Error {
 	default:
 		return badRequest("malformed_json", "cannot decode request body: %s", strings.TrimPrefix(err.Error(), "json: "))
 	}
+}
+
+// jsonValueKind names the kind of a decoded JSON value.
+func jsonValueKind(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case bool:
+		return "boolean"
+	case float64:
+		return "number"
+	}
+	return "object"
 }
 
 func jsonKind(goKind string) string {

@@ -1,6 +1,7 @@
 package orders
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -334,6 +335,9 @@ func (h *Handler) today(w http.ResponseWriter, r *http.Request) {
 	limit := DefaultTodayLimit
 	if s := r.URL.Query().Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
+		if errors.Is(err, strconv.ErrRange) && !strings.HasPrefix(s, "-") {
+			n, err = MaxTodayLimit, nil // too many digits for an int: above 500 like any other, clamped
+		}
 		if err != nil || n < 1 {
 			writeError(w, badRequest("invalid_limit", "limit must be a whole number from 1 to %d, got %q", MaxTodayLimit, s))
 			return
@@ -419,17 +423,26 @@ func writeError(w http.ResponseWriter, e *Error) {
 	writeJSON(w, e.Status, b)
 }
 
+// writeJSON writes v as JSON. Text is not HTML-escaped: the body is
+// application/json, and a message quoting "<" should read "<".
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
 		status = http.StatusInternalServerError
-		b = []byte(`{"error":{"code":"internal","message":"cannot encode response"}}`)
+		buf.Reset()
+		buf.WriteString(`{"error":{"code":"internal","message":"cannot encode response"}}` + "\n")
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
 	w.WriteHeader(status)
-	_, _ = w.Write(append(b, '\n'))
+	_, _ = w.Write(buf.Bytes())
 }
+
+// WriteError writes an API error as the orders API does (for endpoints
+// served next to it, such as /metrics).
+func WriteError(w http.ResponseWriter, e *Error) { writeError(w, e) }
 
 // statusRecorder remembers the status code written.
 type statusRecorder struct {

@@ -56,7 +56,7 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("build the orders API: %w", err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle(MetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle(MetricsPath, getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 	mux.Handle("/", api)
 
 	var lc net.ListenConfig
@@ -208,7 +208,7 @@ func runAbrupt(ctx context.Context, cfg Config, log *slog.Logger, srv *http.Serv
 		amux := http.NewServeMux()
 		amux.Handle(drain.AdminReadyPath, health)
 		amux.Handle(drain.AdminLivePath, health)
-		amux.Handle(drain.AdminMetricsPath, promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		amux.Handle(drain.AdminMetricsPath, getOnly(promhttp.HandlerFor(reg, promhttp.HandlerOpts{})))
 		admin = &http.Server{Handler: amux, ReadHeaderTimeout: drain.DefaultReadHeaderTimeout}
 		go admin.Serve(aln) //nolint:errcheck // closed below
 		defer admin.Close()
@@ -246,14 +246,28 @@ func runAbrupt(ctx context.Context, cfg Config, log *slog.Logger, srv *http.Serv
 	return nil
 }
 
+// getOnly answers 405 (JSON, as the orders API) to methods other than GET
+// and HEAD.
+func getOnly(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			orders.WriteError(w, &orders.Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+				Message: fmt.Sprintf("method %s is not allowed on %s; allowed: GET, HEAD", r.Method, r.URL.Path)})
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
 // healthHandler always answers ready: the broken modes never fail
 // readiness before they exit.
 func healthHandler() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return getOnly(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(map[string]string{"status": "ready", "state": "ready"})
-	})
+	}))
 }
 
 func errText(err error) string {

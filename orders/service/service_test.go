@@ -367,3 +367,25 @@ func TestImmediateLogsNoDelay(t *testing.T) {
 	p.signal(t)
 	p.wait(t, 5*time.Second)
 }
+
+// Health and metrics take GET: a POST is 405, in graceful and broken modes.
+func TestHealthAndMetricsRefusePost(t *testing.T) {
+	for _, mode := range []string{"graceful", "immediate"} {
+		t.Run(mode, func(t *testing.T) {
+			t.Parallel()
+			p := start(t, "ZERODROP_SHUTDOWN="+mode, "ZERODROP_SHUTDOWN_DELAY=0s")
+			for _, path := range []string{service.HealthPath, service.LivenessPath, service.MetricsPath} {
+				resp, err := http.Post("http://"+p.addr+path, "application/json", strings.NewReader("{}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") == "" {
+					t.Errorf("POST %s: %d (Allow %q), want 405", path, resp.StatusCode, resp.Header.Get("Allow"))
+				}
+			}
+			p.signal(t)
+			p.wait(t, 10*time.Second)
+		})
+	}
+}
