@@ -334,10 +334,14 @@ func TestBadStoreFails(t *testing.T) {
 func TestSecondSignalForcesWithItsOwnStatus(t *testing.T) {
 	t.Parallel()
 	p := start(t, "ZERODROP_SHUTDOWN=graceful", "ZERODROP_SHUTDOWN_DELAY=30s")
-	p.signal(t)
-	for deadline := time.Now().Add(10 * time.Second); p.line("drain: draining") == nil && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	waitLine := func(msg string) {
+		for deadline := time.Now().Add(10 * time.Second); p.line(msg) == nil && time.Now().Before(deadline); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	}
+	waitLine("drain: serving") // the signal handlers are installed
+	p.signal(t)
+	waitLine("drain: draining")
 	p.signal(t)
 	if code, _ := p.wait(t, 10*time.Second); code != service.ExitForcedNoneCut {
 		t.Errorf("exit code %d, want %d\n%s", code, service.ExitForcedNoneCut, p.log())
