@@ -22,11 +22,15 @@ func TestMain(m *testing.M) {
 		panic(err)
 	}
 	binary = filepath.Join(dir, "zerodrop")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		os.RemoveAll(dir)
-		panic("building zerodrop: " + err.Error())
+	if prebuilt := os.Getenv("ZERODROP_BIN"); prebuilt != "" {
+		binary = prebuilt // scripts/test.sh builds the binary once per run
+	} else {
+		build := exec.Command("go", "build", "-o", binary, ".")
+		build.Stderr = os.Stderr
+		if err := build.Run(); err != nil {
+			os.RemoveAll(dir)
+			panic("building zerodrop: " + err.Error())
+		}
 	}
 	code := m.Run()
 	os.RemoveAll(dir)
