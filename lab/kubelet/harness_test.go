@@ -280,6 +280,10 @@ type harnessConfig struct {
 	scale   float64
 	step    time.Duration
 	objects []runtime.Object
+	// probe decides exec probes' results from the start (see fakeRuntime).
+	probe func(argv []string) (time.Duration, int)
+	// liveFrom makes /live fail before this fake time.
+	liveFrom time.Time
 }
 
 // start runs a kubelet for node-a with the given objects (pods bound to
@@ -295,7 +299,10 @@ func start(t *testing.T, cfg harnessConfig) *harness {
 	}
 	h.live.Store(true)
 	h.ready.Store(true)
-	h.rt = &fakeRuntime{clock: h.clock}
+	if !cfg.liveFrom.IsZero() {
+		h.liveFrom.Store(&cfg.liveFrom)
+	}
+	h.rt = &fakeRuntime{clock: h.clock, probe: cfg.probe}
 
 	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		h.mu.Lock()
