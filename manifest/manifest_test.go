@@ -278,6 +278,11 @@ func TestKustomize(t *testing.T) {
 	if c.Image.Pos.File != base || c.Image.Pos.Line != 23 || w.Pos.File != base || w.Origin != base {
 		t.Fatalf("base field: image at %s, workload at %s (origin %q); want %s:23", c.Image.Pos, w.Pos, w.Origin, base)
 	}
+	// A default (no healthcheck-path annotation anywhere) points where to
+	// add it: the Ingress's annotations in the base file.
+	if p := m.TargetGroups[0].HealthCheck.Path.Pos; p.File != base || p.Line == 0 {
+		t.Fatalf("default health-check path at %s; want in %s", p, base)
+	}
 	if _, ok := w.Annotations["config.kubernetes.io/origin"]; ok {
 		t.Fatal("the origin annotation kustomize adds for us is left on the object")
 	}

@@ -89,10 +89,18 @@ func (m *Meta) Ref() string { return m.Kind + "/" + m.Namespace + "/" + m.Name }
 // At returns the source position of a field path of this object (the
 // nearest existing ancestor's line when the field is not set). For an
 // object built by kustomize it is the line in the source file when the
-// field holds the same value there, else the line in the built output.
+// field holds the same value there or is not set at all, else (a patch
+// set it) the line in the built output.
 func (m *Meta) At(path string) Pos {
-	if o := m.origin; o != nil && o.has(path) && m.ix.has(path) && o.values[path] == m.ix.values[path] {
-		return o.pos(path)
+	if o := m.origin; o != nil {
+		switch {
+		case o.has(path) && m.ix.has(path) && o.values[path] == m.ix.values[path]:
+			return o.pos(path)
+		case !m.ix.has(path) && o.nearest(path) == m.ix.nearest(path):
+			// A field set nowhere (a default) whose parent comes from the
+			// source file: point where to add it, in that file.
+			return o.pos(path)
+		}
 	}
 	return m.ix.pos(path)
 }

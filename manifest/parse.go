@@ -368,10 +368,10 @@ func (b *builder) deployment(meta Meta, data []byte) {
 		return
 	}
 	w := &Workload{Meta: meta}
-	w.Replicas = int32Field(meta.ix, "spec.replicas", d.Spec.Replicas, 1)
+	w.Replicas = int32Field(&meta, "spec.replicas", d.Spec.Replicas, 1)
 	w.MinReadySeconds = Field[int32]{Value: d.Spec.MinReadySeconds, Default: !meta.ix.has("spec.minReadySeconds"), Pos: meta.At("spec.minReadySeconds")}
 	st := string(d.Spec.Strategy.Type)
-	w.Strategy.Type = stringField(meta.ix, "spec.strategy.type", st, string(appsv1.RollingUpdateDeploymentStrategyType))
+	w.Strategy.Type = stringField(&meta, "spec.strategy.type", st, string(appsv1.RollingUpdateDeploymentStrategyType))
 	var ru *appsv1.RollingUpdateDeployment = d.Spec.Strategy.RollingUpdate
 	var surge, unav *intstr.IntOrString
 	if ru != nil {
@@ -394,9 +394,9 @@ func (b *builder) statefulSet(meta Meta, data []byte) {
 		return
 	}
 	w := &Workload{Meta: meta}
-	w.Replicas = int32Field(meta.ix, "spec.replicas", s.Spec.Replicas, 1)
+	w.Replicas = int32Field(&meta, "spec.replicas", s.Spec.Replicas, 1)
 	w.MinReadySeconds = Field[int32]{Value: s.Spec.MinReadySeconds, Default: !meta.ix.has("spec.minReadySeconds"), Pos: meta.At("spec.minReadySeconds")}
-	w.Strategy.Type = stringField(meta.ix, "spec.updateStrategy.type", string(s.Spec.UpdateStrategy.Type), string(appsv1.RollingUpdateStatefulSetStrategyType))
+	w.Strategy.Type = stringField(&meta, "spec.updateStrategy.type", string(s.Spec.UpdateStrategy.Type), string(appsv1.RollingUpdateStatefulSetStrategyType))
 	var unav *intstr.IntOrString
 	if ru := s.Spec.UpdateStrategy.RollingUpdate; ru != nil {
 		unav = ru.MaxUnavailable
@@ -559,11 +559,11 @@ func (b *builder) probe(meta *Meta, base string, p *corev1.Probe) *Probe {
 	default:
 		b.diag(out.Pos, meta.Ref(), "probe has no handler (httpGet, tcpSocket, exec or grpc)")
 	}
-	out.InitialDelay = secondsField(meta.ix, base+".initialDelaySeconds", p.InitialDelaySeconds, DefaultProbeInitialDelay)
-	out.Period = secondsField(meta.ix, base+".periodSeconds", p.PeriodSeconds, DefaultProbePeriod)
-	out.Timeout = secondsField(meta.ix, base+".timeoutSeconds", p.TimeoutSeconds, DefaultProbeTimeout)
-	out.SuccessThreshold = countField(meta.ix, base+".successThreshold", p.SuccessThreshold, DefaultProbeSuccessThreshold)
-	out.FailureThreshold = countField(meta.ix, base+".failureThreshold", p.FailureThreshold, DefaultProbeFailureThreshold)
+	out.InitialDelay = secondsField(meta, base+".initialDelaySeconds", p.InitialDelaySeconds, DefaultProbeInitialDelay)
+	out.Period = secondsField(meta, base+".periodSeconds", p.PeriodSeconds, DefaultProbePeriod)
+	out.Timeout = secondsField(meta, base+".timeoutSeconds", p.TimeoutSeconds, DefaultProbeTimeout)
+	out.SuccessThreshold = countField(meta, base+".successThreshold", p.SuccessThreshold, DefaultProbeSuccessThreshold)
+	out.FailureThreshold = countField(meta, base+".failureThreshold", p.FailureThreshold, DefaultProbeFailureThreshold)
 	for _, f := range []*Field[time.Duration]{&out.InitialDelay, &out.Period, &out.Timeout} {
 		if f.Value < 0 {
 			b.diag(f.Pos, meta.Ref(), "negative value %v", f.Value)
@@ -574,32 +574,32 @@ func (b *builder) probe(meta *Meta, base string, p *corev1.Probe) *Probe {
 
 // secondsField reads an int32 seconds field; zero (unset) means the default,
 // as in the Kubernetes API.
-func secondsField(ix *lineIndex, path string, v int32, def time.Duration) Field[time.Duration] {
-	if !ix.has(path) || v == 0 && def != 0 {
-		return Field[time.Duration]{Value: def, Default: true, Pos: ix.pos(path)}
+func secondsField(m *Meta, path string, v int32, def time.Duration) Field[time.Duration] {
+	if !m.ix.has(path) || v == 0 && def != 0 {
+		return Field[time.Duration]{Value: def, Default: true, Pos: m.At(path)}
 	}
-	return Field[time.Duration]{Value: time.Duration(v) * time.Second, Pos: ix.pos(path)}
+	return Field[time.Duration]{Value: time.Duration(v) * time.Second, Pos: m.At(path)}
 }
 
-func countField(ix *lineIndex, path string, v int32, def int32) Field[int32] {
-	if !ix.has(path) || v == 0 {
-		return Field[int32]{Value: def, Default: true, Pos: ix.pos(path)}
+func countField(m *Meta, path string, v int32, def int32) Field[int32] {
+	if !m.ix.has(path) || v == 0 {
+		return Field[int32]{Value: def, Default: true, Pos: m.At(path)}
 	}
-	return Field[int32]{Value: v, Pos: ix.pos(path)}
+	return Field[int32]{Value: v, Pos: m.At(path)}
 }
 
-func int32Field(ix *lineIndex, path string, v *int32, def int32) Field[int32] {
+func int32Field(m *Meta, path string, v *int32, def int32) Field[int32] {
 	if v == nil {
-		return Field[int32]{Value: def, Default: true, Pos: ix.pos(path)}
+		return Field[int32]{Value: def, Default: true, Pos: m.At(path)}
 	}
-	return Field[int32]{Value: *v, Pos: ix.pos(path)}
+	return Field[int32]{Value: *v, Pos: m.At(path)}
 }
 
-func stringField(ix *lineIndex, path, v, def string) Field[string] {
+func stringField(m *Meta, path, v, def string) Field[string] {
 	if v == "" {
-		return Field[string]{Value: def, Default: true, Pos: ix.pos(path)}
+		return Field[string]{Value: def, Default: true, Pos: m.At(path)}
 	}
-	return Field[string]{Value: v, Pos: ix.pos(path)}
+	return Field[string]{Value: v, Pos: m.At(path)}
 }
 
 func (b *builder) service(meta Meta, data []byte) {
@@ -810,7 +810,7 @@ func (b *builder) targetGroupBinding(meta Meta, data []byte) {
 		return
 	}
 	out := &TargetGroupBinding{Meta: meta, ServiceName: t.Spec.ServiceRef.Name, ServicePort: t.Spec.ServiceRef.Port.String(), TargetGroupARN: t.Spec.TargetGroupARN}
-	out.TargetType = stringField(meta.ix, "spec.targetType", t.Spec.TargetType, TargetInstance)
+	out.TargetType = stringField(&meta, "spec.targetType", t.Spec.TargetType, TargetInstance)
 	if v := out.TargetType.Value; v != TargetIP && v != TargetInstance {
 		b.diag(out.TargetType.Pos, meta.Ref(), "targetType %q: want ip or instance", v)
 	}
@@ -835,7 +835,7 @@ func (b *builder) hpa(meta Meta, data []byte) {
 		return
 	}
 	out := &HPA{Meta: meta, TargetKind: h.Spec.ScaleTargetRef.Kind, TargetName: h.Spec.ScaleTargetRef.Name}
-	out.MinReplicas = int32Field(meta.ix, "spec.minReplicas", h.Spec.MinReplicas, 1)
+	out.MinReplicas = int32Field(&meta, "spec.minReplicas", h.Spec.MinReplicas, 1)
 	out.MaxReplicas = Field[int32]{Value: h.Spec.MaxReplicas, Pos: meta.At("spec.maxReplicas")}
 	b.m.HPAs = append(b.m.HPAs, out)
 }

@@ -119,6 +119,16 @@ func (ix *lineIndex) pos(path string) Pos {
 	return Pos{File: ix.file, Line: ix.start, Path: path}
 }
 
+// nearest returns path or its nearest ancestor that the document sets.
+func (ix *lineIndex) nearest(path string) string {
+	for p := path; p != ""; p = parentPath(p) {
+		if ix.has(p) {
+			return p
+		}
+	}
+	return ""
+}
+
 // has reports whether path is set in the document.
 func (ix *lineIndex) has(path string) bool {
 	if ix == nil {

@@ -71,7 +71,7 @@ func (b *builder) rollout(meta Meta, data []byte) {
 		return
 	}
 	w := &Workload{Meta: meta}
-	w.Replicas = int32Field(meta.ix, "spec.replicas", r.Spec.Replicas, 1)
+	w.Replicas = int32Field(&meta, "spec.replicas", r.Spec.Replicas, 1)
 	w.MinReadySeconds = Field[int32]{Value: r.Spec.MinReadySeconds, Default: !meta.ix.has("spec.minReadySeconds"), Pos: meta.At("spec.minReadySeconds")}
 	switch c := r.Spec.Strategy.Canary; {
 	case c != nil:
