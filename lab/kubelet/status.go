@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/kubernetes/third_party/forked/golang/expansion"
 )
 
 // kubeletConditions are the pod conditions the kubelet owns; others (the
@@ -297,7 +298,17 @@ func (w *podWorker) probeOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 	case p.TCPSocket != nil:
 		return tcpCheck(ctx, w.k.cfg.Dial, w.ip.String(), c, p.TCPSocket, timeout)
 	case p.Exec != nil:
-		code, out, err := w.exec(ctx, pod, c, p.Exec.Command, timeout)
+		// As the kubelet's ExpandContainerCommandOnlyStatic: $(VAR) against
+		// the container's env values as written (a valueFrom one is "").
+		vars := make(map[string]string, len(c.Env))
+		for _, e := range c.Env {
+			vars[e.Name] = e.Value
+		}
+		cmd := make([]string, len(p.Exec.Command))
+		for i, a := range p.Exec.Command {
+			cmd[i] = expansion.Expand(a, expansion.MappingFuncFor(vars))
+		}
+		code, out, err := w.exec(ctx, pod, c, cmd, timeout)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -312,8 +323,9 @@ func (w *podWorker) probeOnce(ctx context.Context, pod *corev1.Pod, c *corev1.Co
 }
 
 // exec runs a command in the container (its image's files, its env, the
-// pod's address) for an exec probe or hook. A zero timeout waits until ctx
-// ends.
+// pod's address) for an exec probe or hook, cmd as given (the kubelet
+// expands no $(VAR) in a hook's command, only static ones in a probe's).
+// A zero timeout waits until ctx ends.
 func (w *podWorker) exec(ctx context.Context, pod *corev1.Pod, c *corev1.Container, cmd []string, timeout time.Duration) (int, string, error) {
 	if len(cmd) == 0 {
 		return -1, "", fmt.Errorf("empty command")
@@ -330,9 +342,9 @@ func (w *podWorker) exec(ctx context.Context, pod *corev1.Pod, c *corev1.Contain
 	if err != nil {
 		return -1, "", err
 	}
-	argv := expandArgs(cmd, env)
+	argv := cmd
 	if image.ScaleDurations {
-		argv = ScaleArgv(cmd, w.k.cfg.TimeScale)
+		argv = ScaleArgv(argv, w.k.cfg.TimeScale)
 	}
 	var out bytes.Buffer
 	dir := filepath.Join(w.k.podDir(pod), c.Name)
