@@ -644,3 +644,5 @@ func (h *harness) appProc(n int) *fakeProc {
 	}
 	return ps[n]
 }
+
+func objs(o ...runtime.Object) []runtime.Object { return o }
