@@ -40,6 +40,11 @@ type Config struct {
 	APIAddr string `json:"apiAddr"`
 	// Binary is the zerodrop executable (default: this one).
 	Binary string `json:"binary"`
+	// PodBinary is what the zerodrop image runs in pods (default: Binary).
+	// The slim build (go build -tags nolab) is the in-cluster image's
+	// binary: smaller and quicker to start than one carrying the control
+	// plane.
+	PodBinary string `json:"podBinary"`
 	// Images adds image mappings to the default (the zerodrop image).
 	Images []kubelet.Image `json:"images,omitempty"`
 	// NodeMonitorGracePeriod is the node-lifecycle controller's grace
@@ -100,6 +105,15 @@ func (c *Config) defaults() error {
 			return fmt.Errorf("finding the zerodrop binary: %w", err)
 		}
 		c.Binary = exe
+	}
+	if c.PodBinary == "" {
+		c.PodBinary = c.Binary
+	}
+	if abs, err := filepath.Abs(c.PodBinary); err == nil {
+		c.PodBinary = abs
+	}
+	if st, err := os.Stat(c.PodBinary); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+		return fmt.Errorf("--pod-binary %s: not an executable file", c.PodBinary)
 	}
 	if c.NodeCPU == "" {
 		c.NodeCPU = "4"

@@ -270,7 +270,7 @@ func (l *Lab) AddNode(ctx context.Context, spec NodeSpec) (*kubelet.Kubelet, err
 	}
 	kl, err := kubelet.New(client, kubelet.Config{
 		NodeName: spec.Name, PodRange: rng, Labels: labels, Taints: spec.Taints, Capacity: capacity,
-		Images:    append(kubelet.DefaultImages(l.cfg.Binary), l.cfg.Images...),
+		Images:    append(kubelet.DefaultImages(l.cfg.PodBinary), l.cfg.Images...),
 		TimeScale: l.cfg.TimeScale, Dir: l.cp.Dir, Events: l.events, Log: l.log,
 	})
 	if err != nil {

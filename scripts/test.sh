@@ -19,6 +19,10 @@ echo "test.sh: building bin/zerodrop (the lab's Kubernetes control plane include
 go build -o bin/zerodrop ./cmd/zerodrop
 ZERODROP_BIN=$PWD/bin/zerodrop
 export ZERODROP_BIN ZERODROP_E2E_BIN=$ZERODROP_BIN ZERODROP_LAB_BIN=$ZERODROP_BIN
+# The slim build (no control plane) is what the in-cluster image carries; the
+# lab's pods run it (lab up reads ZERODROP_POD_BIN).
+go build -tags nolab -ldflags="-s -w" -o bin/zerodrop-slim ./cmd/zerodrop
+export ZERODROP_POD_BIN=$PWD/bin/zerodrop-slim
 
 # -tags nolab: the packages that link the Kubernetes control plane stay out of
 # the race build (a race-instrumented k8s.io/kubernetes would double the cold
