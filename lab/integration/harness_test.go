@@ -80,14 +80,14 @@ func shellImage() string {
 }
 
 type testLab struct {
-	dir      string
-	cmd      *exec.Cmd
-	out      *bytes.Buffer
-	state    lab.State
-	client   kubernetes.Interface
-	startup  time.Duration
-	exited   chan struct{}
-	podDial  func(ctx context.Context, network, addr string) (net.Conn, error)
+	dir     string
+	cmd     *exec.Cmd
+	out     *bytes.Buffer
+	state   lab.State
+	client  kubernetes.Interface
+	startup time.Duration
+	exited  chan struct{}
+	podDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func startLab(dir string, args ...string) (*testLab, error) {
