@@ -304,6 +304,7 @@ func TestMainGatesAndOutputs(t *testing.T) {
 		"mark past end": func(o *Options) { o.Marks = []string{"late@1s"} },
 		"mark too long": func(o *Options) { o.Marks = []string{"long@100ms+1s"} },
 		"metrics port":  func(o *Options) { o.MetricsAddr = "127.0.0.1:70000" },
+		"url port":      func(o *Options) { o.URLs = []string{"http://127.0.0.1:99999/"} },
 		"min successes": func(o *Options) { o.MinSuccesses = -1 },
 	} {
 		o := base(ok.URL)
