@@ -316,3 +316,32 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// Progress over many files: on a terminal one line rewritten in place and
+// cleared at the end; otherwise plain lines, at most one per plainEvery,
+// and a closing count. One file shows nothing.
+func TestProgress(t *testing.T) {
+	var buf bytes.Buffer
+	p := &progress{w: &buf, n: 3}
+	p.file(0, 3, "a.log")
+	p.file(1, 3, "b.log") // within plainEvery of the first: no line
+	p.done(accesslog.Stats{Files: 3, Entries: 10, Bad: 1})
+	if got := buf.String(); got != "analyze: file 1/3 a.log\nanalyze: read 3 files, 10 entries, 1 malformed lines\n" {
+		t.Errorf("plain progress = %q", got)
+	}
+	buf.Reset()
+	p = &progress{w: &buf, tty: true, n: 2}
+	p.file(0, 2, "a.log")
+	p.file(1, 2, "b.log")
+	p.done(accesslog.Stats{Files: 2})
+	if got := buf.String(); got != "\ranalyze: file 1/2 a.log\x1b[K\ranalyze: file 2/2 b.log\x1b[K\r\x1b[K" {
+		t.Errorf("terminal progress = %q", got)
+	}
+	buf.Reset()
+	p = &progress{w: &buf, n: 1}
+	p.file(0, 1, "a.log")
+	p.done(accesslog.Stats{Files: 1})
+	if buf.Len() != 0 {
+		t.Errorf("one file printed progress %q", buf.String())
+	}
+}

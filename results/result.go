@@ -18,21 +18,20 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"sort"
 	"strconv"
 	"time"
 )
 
 // SchemaVersion is the version of the result format written by this package.
-// Decode also accepts the older versions listed in SupportedVersions.
+// Decode also reads every older version down to MinSchemaVersion.
 //
 // Version 2 added Event.Source, Series, Predicted, Failures and Config; a
 // version 1 document is a version 2 document without them.
 const SchemaVersion = 2
 
-// SupportedVersions lists every schema version Decode reads.
-var SupportedVersions = []int{1, 2}
+// MinSchemaVersion is the oldest schema version Decode reads.
+const MinSchemaVersion = 1
 
 // Source tells which part of zerodrop produced a result.
 type Source string
@@ -455,8 +454,8 @@ func Unmarshal(data []byte) (*Result, error) {
 		return nil, errors.New("decoding result: field schema_version: missing")
 	}
 	version := *probe.SchemaVersion
-	if !slices.Contains(SupportedVersions, version) {
-		return nil, fmt.Errorf("decoding result: field schema_version: version %d is not supported (want one of %v)", version, SupportedVersions)
+	if version < MinSchemaVersion || version > SchemaVersion {
+		return nil, fmt.Errorf("decoding result: field schema_version: version %d is not supported (want %d to %d)", version, MinSchemaVersion, SchemaVersion)
 	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
