@@ -100,6 +100,7 @@ func newPlot(title, xlabel, ylabel string) *plot.Plot {
 		sans(&ax.Tick.Label.Font, 10)
 	}
 	sans(&p.Legend.TextStyle.Font, 10)
+	p.X.Tick.Marker, p.Y.Tick.Marker = plainTicks{}, plainTicks{}
 	p.Legend.Top, p.Legend.Left = true, true
 	p.Legend.XOffs = vg.Points(8)
 	grid := plotter.NewGrid()
@@ -533,16 +534,31 @@ func Charts(runs []Run) ([]Chart, error) {
 	legend = []string{"disruption window", "predicted failure window", "measured failure window"}
 	for i := len(runs) - 1; i >= 0; i-- {
 		r := runs[i].Result
-		base := float64(len(rows))
-		rows = append(rows, runs[i].Name+": measured", runs[i].Name+": predicted", runs[i].Name+": disruption")
+		// One row per kind of window the run has; measured always, so a
+		// run without failures shows an empty row.
+		kinds := []struct {
+			name string
+			wins [][2]int64
+			c    color.NRGBA
+		}{{name: "measured", c: opaque(bandMeasured())}, {name: "predicted", c: opaque(bandPredicted())}, {name: "disruption", c: opaque(bandDisruption())}}
 		for _, f := range failures(r) {
-			p.Add(band(ta.x(f.StartMS), math.Max(ta.x(f.EndMS), ta.x(f.StartMS)+ta.max/400), base-0.35, base+0.35, opaque(bandMeasured())))
+			kinds[0].wins = append(kinds[0].wins, [2]int64{f.StartMS, f.EndMS})
 		}
 		for _, w := range r.Predicted {
-			p.Add(band(ta.x(w.StartMS), math.Max(ta.x(w.EndMS), ta.x(w.StartMS)+ta.max/400), base+0.65, base+1.35, opaque(bandPredicted())))
+			kinds[1].wins = append(kinds[1].wins, [2]int64{w.StartMS, w.EndMS})
 		}
 		for _, m := range r.Marks {
-			p.Add(band(ta.x(m.StartMS), ta.x(m.EndMS), base+1.65, base+2.35, opaque(bandDisruption())))
+			kinds[2].wins = append(kinds[2].wins, [2]int64{m.StartMS, m.EndMS})
+		}
+		for j, k := range kinds {
+			if j > 0 && len(k.wins) == 0 {
+				continue
+			}
+			y := float64(len(rows))
+			rows = append(rows, runs[i].Name+": "+k.name)
+			for _, w := range k.wins {
+				p.Add(band(ta.x(w[0]), math.Max(ta.x(w[1]), ta.x(w[0])+ta.max/400), y-0.35, y+0.35, k.c))
+			}
 		}
 	}
 	p.Legend.Add(legend[0], band(0, 0, 0, 0, opaque(bandDisruption())))
@@ -588,6 +604,21 @@ func (integerTicks) Ticks(lo, hi float64) []plot.Tick {
 	var ts []plot.Tick
 	for v := math.Ceil(lo); v <= hi; v++ {
 		ts = append(ts, plot.Tick{Value: v, Label: strconv.FormatFloat(v, 'f', 0, 64)})
+	}
+	return ts
+}
+
+// plainTicks are gonum's default ticks labelled without trailing zeros
+// ("250", not "250.00").
+type plainTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (plainTicks) Ticks(lo, hi float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(math.Round(ts[i].Value*1e6)/1e6, 'f', -1, 64)
+		}
 	}
 	return ts
 }

@@ -105,7 +105,7 @@ func WriteHTML(w io.Writer, runs []Run, o HTMLOptions) error {
 			page.Failures = append(page.Failures, htmlFailure{
 				Run: run.Name, Start: offsetText(f.StartMS), End: offsetText(f.EndMS),
 				Requests: fmt.Sprint(f.Totals.Requests), Errors: fmt.Sprint(f.Totals.Errors), Rate: pct(f.Totals.ErrorRate),
-				Mix: Mix(f.Totals), Targets: strings.Join(f.Targets, ", "), Cause: explain(r, f),
+				Mix: Mix(f.Totals), Targets: targetList(f.Targets, 10), Cause: explain(r, f),
 			})
 		}
 		for _, p := range r.Predicted {
@@ -244,3 +244,11 @@ figcaption { font-size: 0.9rem; color: #333; margin-top: 0.3rem; }
 </body>
 </html>
 `
+
+// targetList joins the first n targets and says how many more there are.
+func targetList(ts []string, n int) string {
+	if len(ts) <= n {
+		return strings.Join(ts, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(ts[:n], ", "), len(ts)-n)
+}

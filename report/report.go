@@ -385,18 +385,20 @@ func Mix(t results.Totals) string {
 
 // explain returns a failure window's cause, or, when its producer gave
 // none, the event that most likely started it: the last event that can
-// cause a disruption at or before the window's first bucket.
+// cause a disruption before the window or in its first two seconds
+// (requests in flight when a pod is killed started earlier).
 func explain(r *results.Result, f results.Failure) string {
 	if f.Cause != "" {
 		return f.Cause
 	}
+	slack := max(2*r.BucketMS, 2000)
 	var last *results.Event
 	for _, i := range f.Events {
 		if i < 0 || i >= len(r.Events) {
 			continue
 		}
 		e := &r.Events[i]
-		if keyKind(e.Kind) && e.AtMS <= f.StartMS+r.BucketMS {
+		if keyKind(e.Kind) && e.AtMS <= f.StartMS+slack {
 			last = e
 		}
 	}
@@ -410,5 +412,5 @@ func explain(r *results.Result, f results.Failure) string {
 	if d := f.StartMS - last.AtMS; d >= 0 {
 		return fmt.Sprintf("began %.1f s after %s (%s)", float64(d)/1000, what, last.Message)
 	}
-	return fmt.Sprintf("began with %s (%s)", what, last.Message)
+	return fmt.Sprintf("began within %.1f s of %s (%s)", float64(last.AtMS-f.StartMS)/1000, what, last.Message)
 }

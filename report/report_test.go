@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"zerodrop.dev/zerodrop/results"
 )
@@ -112,5 +113,24 @@ func TestCompareJSONShape(t *testing.T) {
 	}
 	if len(b.Failures) != 2 || len(a.Failures) != 1 {
 		t.Errorf("failure windows = %d / %d", len(b.Failures), len(a.Failures))
+	}
+}
+
+// A run with no request at all, and one of a single bucket, still render.
+func TestDegenerateRuns(t *testing.T) {
+	empty := results.NewRecorder(t0, results.RecorderOptions{}).Finish(t0)
+	rec := results.NewRecorder(t0, results.RecorderOptions{})
+	rec.Record(results.Sample{Start: t0, Latency: 0, Outcome: "502", FromLB: true})
+	one := rec.Finish(t0.Add(10 * time.Millisecond))
+	runs := []Run{{Name: "empty", Result: empty}, {Name: "one", Result: one}}
+	var buf bytes.Buffer
+	if err := WriteText(&buf, runs, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteHTML(&buf, runs, HTMLOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), `data-chart="windows"`) {
+		t.Fatal("no windows chart")
 	}
 }
