@@ -247,16 +247,33 @@ func TestSIGKILLAtGracePeriod(t *testing.T) {
 }
 
 func TestDrainHonoursPodDisruptionBudget(t *testing.T) {
-	ns := "drain"
+	// Without a budget the drain evicts a node's pods together: the failure
+	// the budget exists for. With maxUnavailable 1 the real API server
+	// refuses the second eviction until a replacement is Ready.
+	if lowest := drainAndWatch(t, "drain-nopdb", false); lowest > 4 {
+		t.Errorf("without a PodDisruptionBudget the drain never had two pods down (min available %d of 6): the test cannot tell", lowest)
+	}
+	if lowest := drainAndWatch(t, "drain-pdb", true); lowest < 5 {
+		t.Errorf("two pods of the deployment were down at once during the drain despite maxUnavailable 1 (min available %d of 6)", lowest)
+	}
+}
+
+// drainAndWatch deploys 6 pods (2 per node), drains the node with the most
+// and returns the fewest available pods seen during the drain.
+func drainAndWatch(t *testing.T, ns string, withPDB bool) int {
 	shared.namespace(t, ns)
-	shared.apply(t, serveDeployment(ns, "web", 6, "1", "1s", 30)+`---
+	manifest := serveDeployment(ns, "web", 6, "1", "1s", 30)
+	if withPDB {
+		manifest += fmt.Sprintf(`---
 apiVersion: policy/v1
 kind: PodDisruptionBudget
-metadata: {name: web, namespace: drain}
+metadata: {name: web, namespace: %s}
 spec:
   maxUnavailable: 1
   selector: {matchLabels: {app: web}}
-`)
+`, ns)
+	}
+	shared.apply(t, manifest)
 	pods := shared.waitReady(t, ns, "app=web", 6, 90*time.Second)
 	perNode := map[string]int{}
 	for _, p := range pods {
@@ -271,7 +288,6 @@ spec:
 	if most < 2 {
 		t.Fatalf("no node holds 2 pods of the deployment: %v", perNode)
 	}
-	// Watch availability during the drain: never fewer than 5 of 6.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	w, err := shared.client.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=web"})
@@ -306,19 +322,21 @@ spec:
 	if err != nil {
 		t.Fatalf("drain %s: %v\n%s", victim, err, out)
 	}
-	t.Logf("drained %s (%d pods of the deployment) in %s", victim, most, time.Since(start).Round(10*time.Millisecond))
 	shared.waitReady(t, ns, "app=web", 6, 90*time.Second)
 	cancel()
 	<-watchDone
-	if minAvailable < 5 {
-		t.Errorf("two pods of the deployment were down at once during the drain (min available %d of 6)", minAvailable)
-	}
+	t.Logf("%s: drained %s (%d pods of the deployment) in %s; min available %d of 6",
+		ns, victim, most, time.Since(start).Round(10*time.Millisecond), minAvailable)
 	if !strings.Contains(out, "evicted") {
 		t.Errorf("drain output shows no eviction:\n%s", out)
 	}
-	if _, err := shared.kubectl(t, "", "uncordon", victim); err != nil {
-		t.Errorf("uncordon: %v", err)
+	if out, err := shared.kubectl(t, "", "uncordon", victim); err != nil {
+		t.Errorf("uncordon: %v %s", err, out)
 	}
+	if out, err := shared.kubectl(t, "", "delete", "namespace", ns, "--wait=false"); err != nil {
+		t.Errorf("delete namespace: %v %s", err, out)
+	}
+	return minAvailable
 }
 
 func (l *testLab) kubectlDrain(t *testing.T, node string) (string, error) {
@@ -358,6 +376,27 @@ spec:
   - {name: a, image: zerodrop, args: ["serve", "--addr", "$(POD_IP):8000", "--db", "sqlite:a.db"], env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]}
   - {name: b, image: zerodrop, args: ["serve", "--addr", "$(POD_IP):8000", "--db", "sqlite:b.db"], env: [{name: POD_IP, valueFrom: {fieldRef: {fieldPath: status.podIP}}}]}
 `)
+	// A command the image does not have: the runtime's StartError, as for a
+	// shell-less image asked to run /bin/sh.
+	shared.apply(t, `apiVersion: v1
+kind: Pod
+metadata: {name: no-binary, namespace: bad}
+spec:
+  containers: [{name: a, image: zerodrop, command: ["/bin/sh", "-c", "sleep 1"]}]
+`)
+	waitFor(t, 30*time.Second, "StartError for a command missing from the image", func() (bool, error) {
+		p, err := shared.client.CoreV1().Pods(ns).Get(context.Background(), "no-binary", metav1.GetOptions{})
+		if err != nil || len(p.Status.ContainerStatuses) == 0 {
+			return false, err
+		}
+		cs := p.Status.ContainerStatuses[0]
+		for _, term := range []*corev1.ContainerStateTerminated{cs.State.Terminated, cs.LastTerminationState.Terminated} {
+			if term != nil && term.Reason == "StartError" && strings.Contains(term.Message, "executable file not found") {
+				return true, nil
+			}
+		}
+		return false, fmt.Errorf("%+v", cs)
+	})
 	waitFor(t, 30*time.Second, "ErrImagePull on the unknown image", func() (bool, error) {
 		p, err := shared.client.CoreV1().Pods(ns).Get(context.Background(), "unknown-image", metav1.GetOptions{})
 		if err != nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
