@@ -54,6 +54,7 @@ type Analyzer struct {
 	last     time.Time // latest response time seen
 	n        int64
 	early    int64 // entries before start, counted in the first bucket
+	untimed  int64 // entries without a time, not counted
 	elbs     map[string]bool
 	lastELB  string
 	targets  map[string]*targetStats
@@ -89,8 +90,14 @@ func New(o Options) *Analyzer {
 // Entries returns the number of entries added.
 func (a *Analyzer) Entries() int64 { return a.n }
 
-// Add counts one entry. The entry is not kept.
+// Add counts one entry. The entry is not kept. An entry with neither time
+// nor request_creation_time cannot be placed and is only counted (the
+// result's config "entries_without_time").
 func (a *Analyzer) Add(e *accesslog.Entry) {
+	if e.Time.IsZero() && e.RequestCreationTime.IsZero() {
+		a.untimed++
+		return
+	}
 	lat := latency(e)
 	begin := e.RequestCreationTime
 	if begin.IsZero() {
@@ -210,6 +217,9 @@ func (a *Analyzer) Result(events []TimedEvent) *results.Result {
 	a.rec.SetConfig("entries", fmt.Sprint(a.n))
 	if a.early > 0 {
 		a.rec.SetConfig("entries_before_timeline", fmt.Sprint(a.early))
+	}
+	if a.untimed > 0 {
+		a.rec.SetConfig("entries_without_time", fmt.Sprint(a.untimed))
 	}
 	if len(events) > 0 {
 		a.rec.SetConfig("events_outside_logs", fmt.Sprint(dropped))

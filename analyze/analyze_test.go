@@ -345,3 +345,15 @@ func TestProgress(t *testing.T) {
 		t.Errorf("one file printed progress %q", buf.String())
 	}
 }
+
+// An entry without any time cannot go on the timeline: it is counted
+// apart instead of dragging the timeline's start to year 1.
+func TestEntryWithoutTime(t *testing.T) {
+	a := New(Options{})
+	a.Add(&accesslog.Entry{ELBStatusCode: 200})
+	a.Add(entry(0, "10.1.2.30:8000", 200, 200))
+	r := a.Result(nil)
+	if !r.Meta.Start.Equal(t0) || r.Totals.Requests != 1 || r.Config["entries_without_time"] != "1" {
+		t.Fatalf("start %v, requests %d, config %v", r.Meta.Start, r.Totals.Requests, r.Config)
+	}
+}

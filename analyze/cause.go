@@ -109,22 +109,37 @@ func cause(r *results.Result, f *results.Failure, kinds map[string]int64) string
 		}
 		fmt.Fprintf(&b, " (mix: %s)", strings.Join(parts, ", "))
 	}
+	if e := startingEvent(r, f, func(e *results.Event) bool { return disruptive(e.Kind) && e.Source != "analyze" }); e != nil {
+		b.WriteString("; " + relate(f, e) + " " + describe(e))
+	}
+	return b.String()
+}
+
+// startingEvent returns the last event that passes ok from the window's
+// events, up to slack into the window: requests in flight when a pod is
+// killed started in the bucket before, so the window can begin a bucket or
+// two before the event that caused it.
+func startingEvent(r *results.Result, f *results.Failure, ok func(*results.Event) bool) *results.Event {
+	slack := max(2*r.BucketMS, 2000)
 	var last *results.Event
 	for _, i := range f.Events {
+		if i < 0 || i >= len(r.Events) {
+			continue
+		}
 		e := &r.Events[i]
-		if disruptive(e.Kind) && e.AtMS <= f.StartMS+r.BucketMS && e.Source != "analyze" {
+		if ok(e) && e.AtMS <= f.StartMS+slack {
 			last = e
 		}
 	}
-	if last != nil {
-		d := float64(f.StartMS-last.AtMS) / 1000
-		if d >= 0 {
-			fmt.Fprintf(&b, "; failures began %.1f s after %s", d, describe(last))
-		} else {
-			fmt.Fprintf(&b, "; failures began with %s", describe(last))
-		}
+	return last
+}
+
+// relate says when failures began relative to an event.
+func relate(f *results.Failure, e *results.Event) string {
+	if d := f.StartMS - e.AtMS; d >= 0 {
+		return fmt.Sprintf("failures began %.1f s after", float64(d)/1000)
 	}
-	return b.String()
+	return fmt.Sprintf("failures began within %.1f s of", float64(e.AtMS-f.StartMS)/1000)
 }
 
 func describe(e *results.Event) string {
