@@ -4,12 +4,14 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -229,16 +231,29 @@ func runScript(t *testing.T, root, bin, file string, timeout time.Duration, scri
 	}
 }
 
-// execScript runs a bash script in dir and returns its output.
+// execScript runs a bash script in dir, in its own process group, and
+// returns its output. When the script ends, whatever it left running (a
+// service still draining after the SIGTERM its trap sent) is killed with
+// the group; only the script's own exit status counts.
 func execScript(dir string, env []string, timeout time.Duration, script string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "-c", script)
 	cmd.Dir, cmd.Env = dir, env
-	cmd.WaitDelay = 5 * time.Second
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = 2 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return "", err
+	}
+	pgid := cmd.Process.Pid
+	err := cmd.Wait()
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
+	if errors.Is(err, exec.ErrWaitDelay) {
+		err = nil // bash exited 0; a leftover held the output pipe
+	}
 	return out.String(), err
 }
 
