@@ -463,7 +463,7 @@ func (w *podWorker) handle(ev workerEvent) {
 			if c.restartAt.After(now) {
 				c.phase, c.waitReason = phaseWaiting, "CrashLoopBackOff"
 				c.waitMessage = fmt.Sprintf("back-off %s restarting failed container=%s pod=%s_%s(%s)",
-					c.backoff/2, c.spec.Name, pod.Name, pod.Namespace, pod.UID)
+					c.restartAt.Sub(now), c.spec.Name, pod.Name, pod.Namespace, pod.UID)
 				w.k.recorder.Eventf(pod, corev1.EventTypeWarning, "BackOff", "Back-off restarting failed container %s in pod %s_%s(%s)", c.spec.Name, pod.Name, pod.Namespace, pod.UID)
 			}
 		}
