@@ -65,6 +65,7 @@ type sigRec struct {
 // does depends on its host path and argv:
 //
 //	fake:app [ignore-term] [term-code=N]   serves until SIGTERM (exit N, default 0)
+//	fake:app exit-after=D                  crashes (exit 1) after D
 //	fake:zerodrop sleep D                  exits 0 after D
 //	fake:zerodrop check ...                exits 0 at once
 //	fake:zerodrop ...                      serves until SIGTERM (exit 0)
@@ -200,6 +201,10 @@ func (r *fakeRuntime) Start(_ context.Context, spec ProcessSpec) (Process, error
 			if v, ok := strings.CutPrefix(a, "term-code="); ok {
 				p.termCode, _ = strconv.Atoi(v)
 			}
+			if v, ok := strings.CutPrefix(a, "exit-after="); ok {
+				d, _ := time.ParseDuration(v)
+				p.exitAfter(d, 1)
+			}
 		}
 	case "fake:zerodrop":
 		if len(args) >= 2 && args[0] == "sleep" {
@@ -284,6 +289,8 @@ type harnessConfig struct {
 	probe func(argv []string) (time.Duration, int)
 	// liveFrom makes /live fail before this fake time.
 	liveFrom time.Time
+	// liveDown makes /live fail from the start.
+	liveDown bool
 }
 
 // start runs a kubelet for node-a with the given objects (pods bound to
@@ -297,7 +304,7 @@ func start(t *testing.T, cfg harnessConfig) *harness {
 		t: t, clock: testclock.NewFakeClock(epoch), client: fake.NewClientset(cfg.objects...),
 		events: &labevent.Recorder{}, step: cfg.step,
 	}
-	h.live.Store(true)
+	h.live.Store(!cfg.liveDown)
 	h.ready.Store(true)
 	if !cfg.liveFrom.IsZero() {
 		h.liveFrom.Store(&cfg.liveFrom)
@@ -414,7 +421,7 @@ func (h *harness) advanceUntil(what string, limit time.Duration, cond func() boo
 	h.settle()
 	for end := h.clock.Now().Add(limit); !cond(); {
 		if !h.clock.Now().Before(end) {
-			h.t.Fatalf("%s: not within %v of fake time (now %v)", what, limit, h.since(epoch))
+			h.t.Fatalf("%s: not within %v of fake time (now %v); lab events:\n%s", what, limit, h.since(epoch), h.timeline())
 		}
 		h.clock.Step(h.step)
 		h.settle()

@@ -144,8 +144,7 @@ func TestLivenessRestartsWithBackOff(t *testing.T) {
 			Exec: &corev1.ExecAction{Command: []string{"/bin/hook", "sleep=1s"}},
 		}}
 	})
-	h := start(t, harnessConfig{step: 500 * time.Millisecond, objects: objs(pod)})
-	h.live.Store(false)
+	h := start(t, harnessConfig{step: 500 * time.Millisecond, objects: objs(pod), liveDown: true})
 	h.waitFor("container started", h.has("ContainerStarted"))
 	t0 := h.first("ContainerStarted").Time
 
