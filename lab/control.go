@@ -13,6 +13,8 @@ import (
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
+	"zerodrop.dev/zerodrop/alb"
 )
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
@@ -27,6 +29,20 @@ func (l *Lab) serveControl(ctx context.Context, path string) (io.Closer, error) 
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) { writeJSON(w, 200, l.Status()) })
+	mux.HandleFunc("GET /target-health", func(w http.ResponseWriter, r *http.Request) {
+		if l.lbc == nil {
+			writeJSON(w, 200, map[string]any{})
+			return
+		}
+		writeJSON(w, 200, l.lbc.TargetHealth())
+	})
+	mux.HandleFunc("GET /loadbalancers", func(w http.ResponseWriter, r *http.Request) {
+		if l.lbc == nil {
+			writeJSON(w, 200, map[string]any{})
+			return
+		}
+		writeJSON(w, 200, l.lbc.LoadBalancers())
+	})
 	mux.HandleFunc("POST /nodes", func(w http.ResponseWriter, r *http.Request) {
 		var spec NodeSpec
 		if r.ContentLength != 0 {
@@ -149,4 +165,20 @@ func (c *Client) LoseNode(name string) error {
 // RemoveNode stops and deletes a node.
 func (c *Client) RemoveNode(name string) error {
 	return c.do(http.MethodDelete, "/nodes/"+name, nil, nil)
+}
+
+// TargetHealth returns every load balancer's targets by group and target
+// group, as aws elbv2 describe-target-health shows them.
+func (c *Client) TargetHealth() (map[string]map[string][]alb.TargetHealthDescription, error) {
+	var out map[string]map[string][]alb.TargetHealthDescription
+	err := c.do(http.MethodGet, "/target-health", nil, &out)
+	return out, err
+}
+
+// LoadBalancers returns each load balancer's address in the lab network and
+// on the host.
+func (c *Client) LoadBalancers() (map[string][2]string, error) {
+	var out map[string][2]string
+	err := c.do(http.MethodGet, "/loadbalancers", nil, &out)
+	return out, err
 }

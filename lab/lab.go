@@ -57,6 +57,12 @@ type Config struct {
 	NodeCPU    string `json:"nodeCPU"`
 	NodeMemory string `json:"nodeMemory"`
 	NodePods   int    `json:"nodePods"`
+	// LBReconcileLag, LBAPILatency and LBPropagation are the load balancer
+	// controller twin's lag pipeline (before the time scale; defaults in
+	// package lbc).
+	LBReconcileLag time.Duration `json:"lbReconcileLag"`
+	LBAPILatency   time.Duration `json:"lbAPILatency"`
+	LBPropagation  time.Duration `json:"lbPropagation"`
 	// JSON makes progress lines JSON objects.
 	JSON bool `json:"-"`
 }
@@ -67,13 +73,21 @@ var PodNetwork = netip.MustParsePrefix("10.244.0.0/14")
 
 // NodeRange returns the pod range of the k-th node (k ≥ 1).
 func NodeRange(k int) (netip.Prefix, error) {
-	if k < 1 || k >= 1<<(24-PodNetwork.Bits()) {
-		return netip.Prefix{}, fmt.Errorf("node index %d out of range 1-%d", k, 1<<(24-PodNetwork.Bits())-1)
+	if k < 1 || k >= maxNodeIndex {
+		return netip.Prefix{}, fmt.Errorf("node index %d out of range 1-%d", k, maxNodeIndex-1)
 	}
 	base := PodNetwork.Addr().As4()
 	n := uint32(base[0])<<24 | uint32(base[1])<<16 | uint32(k)<<8
 	return netip.PrefixFrom(netip.AddrFrom4([4]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), 0}), 24), nil
 }
+
+// maxNodeIndex is the first /24 of PodNetwork not given to nodes: the last
+// one holds the load balancers' addresses.
+const maxNodeIndex = 1023
+
+// LoadBalancerRange holds the addresses of the lab's load balancers inside
+// the lab network (the last /24 of PodNetwork).
+var LoadBalancerRange = netip.MustParsePrefix("10.247.255.0/24")
 
 // DefaultDir is where a lab lives unless told otherwise.
 const DefaultDir = ".zerodrop/lab"

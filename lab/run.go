@@ -25,6 +25,7 @@ import (
 	"zerodrop.dev/zerodrop/lab/controlplane"
 	"zerodrop.dev/zerodrop/lab/kubelet"
 	"zerodrop.dev/zerodrop/lab/labevent"
+	"zerodrop.dev/zerodrop/lab/lbc"
 	"zerodrop.dev/zerodrop/lab/netns"
 	"zerodrop.dev/zerodrop/lab/proc"
 )
@@ -46,6 +47,48 @@ type Lab struct {
 	nodes      map[string]*node
 	nextIndex  int
 	nodesWG    sync.WaitGroup
+	lbc        *lbc.Controller
+}
+
+func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListener) error {
+	client, err := l.componentClient(lbcIdentity)
+	if err != nil {
+		return err
+	}
+	if err := l.installLBCRBAC(ctx); err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	next := LoadBalancerRange.Addr()
+	l.lbc = lbc.New(lbc.Config{
+		Client: client, Events: l.events, TimeScale: l.cfg.TimeScale,
+		ReconcileLag: l.cfg.LBReconcileLag, APILatency: l.cfg.LBAPILatency, Propagation: l.cfg.LBPropagation,
+		Address: func() (netip.Addr, error) {
+			mu.Lock()
+			defer mu.Unlock()
+			next = next.Next()
+			if !LoadBalancerRange.Contains(next) {
+				return netip.Addr{}, fmt.Errorf("no load balancer address left in %s", LoadBalancerRange)
+			}
+			return next, nil
+		},
+		Expose: func(name, addr string) (string, error) {
+			ln, err := hosts.Listen("127.0.0.1:0")
+			if err != nil {
+				return "", err
+			}
+			go forward(ctx, ln, addr)
+			return ln.Addr().String(), nil
+		},
+		Dir: l.cp.Dir, Log: l.log,
+	})
+	go func() {
+		if err := l.lbc.Run(ctx); err != nil {
+			l.log.Error("load balancer controller", "err", err)
+		}
+	}()
+	l.out.say("lbc", "load balancer controller twin running", nil)
+	return nil
 }
 
 type runningComponent struct {
@@ -88,6 +131,10 @@ func Run(ctx context.Context, dir string, jsonOut bool, out io.Writer) error {
 		return fmt.Errorf("taking the API listener from lab up: %w", err)
 	}
 	readyPipe := inheritedFile(4, "ready")
+	hosts, err := newHostListener(inheritedFile(5, "host-listeners"))
+	if err != nil {
+		return err
+	}
 	evFile, err := os.OpenFile(filepath.Join(dir, "events.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("opening the lab event stream: %w", err)
@@ -138,6 +185,9 @@ func Run(ctx context.Context, dir string, jsonOut bool, out io.Writer) error {
 		}
 	}
 	p.say("nodes", fmt.Sprintf("%d node(s) registered", cfg.Nodes), nil)
+	if err := l.startLoadBalancerController(nodeCtx, hosts); err != nil {
+		return err
+	}
 	ctl, err := l.serveControl(ctx, filepath.Join(dir, "lab.sock"))
 	if err != nil {
 		return err

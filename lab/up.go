@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"zerodrop.dev/zerodrop/lab/controlplane"
 	"zerodrop.dev/zerodrop/lab/netns"
 )
@@ -73,13 +75,26 @@ func Up(ctx context.Context, cfg Config, progress io.Writer, ready func(State)) 
 		return err
 	}
 	defer readyR.Close()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("host listener channel: %w", err)
+	}
+	ours, theirs := os.NewFile(uintptr(fds[0]), "host-listeners"), os.NewFile(uintptr(fds[1]), "host-listeners-lab")
+	hostConn, err := net.FileConn(ours)
+	ours.Close()
+	if err != nil {
+		theirs.Close()
+		return fmt.Errorf("host listener channel: %w", err)
+	}
+	defer hostConn.Close()
+	go serveHostListeners(hostConn.(*net.UnixConn))
 	args := []string{"lab", "run", "--dir", cfg.Dir}
 	if cfg.JSON {
 		args = append(args, "-o", "json")
 	}
 	cmd := exec.Command(cfg.Binary, args...)
 	cmd.Stdout, cmd.Stderr = progress, progress
-	cmd.ExtraFiles = []*os.File{lnFile, readyW} // fd 3, fd 4
+	cmd.ExtraFiles = []*os.File{lnFile, readyW, theirs} // fd 3, 4, 5
 	cmd.SysProcAttr = netns.IsolationAttrs()
 	cmd.Env = append(os.Environ(), envInNamespace+"=1")
 	if err := cmd.Start(); err != nil {
@@ -87,6 +102,7 @@ func Up(ctx context.Context, cfg Config, progress io.Writer, ready func(State)) 
 		return fmt.Errorf("starting the lab process in its network namespace: %w", err)
 	}
 	readyW.Close()
+	theirs.Close()
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 

@@ -17,8 +17,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"zerodrop.dev/zerodrop/alb"
 	"zerodrop.dev/zerodrop/lab"
 	"zerodrop.dev/zerodrop/lab/controlplane/components"
+	"zerodrop.dev/zerodrop/lab/lbc"
 )
 
 func init() { register(newLabCmd) }
@@ -34,7 +36,7 @@ unprivileged user namespace). Use it with zerodrop kubectl.`,
 	}
 	cmd.PersistentFlags().String("dir", dirDefault(), "lab directory (env ZERODROP_LAB_DIR)")
 	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabRunCmd(), newLabComponentCmd(),
-		newLabKillNodeCmd(), newLabAddNodeCmd(), newLabDrainCmd(), newLabExecCmd())
+		newLabKillNodeCmd(), newLabAddNodeCmd(), newLabDrainCmd(), newLabExecCmd(), newLabTargetHealthCmd())
 	return cmd
 }
 
@@ -100,6 +102,9 @@ func newLabUpCmd() *cobra.Command {
 	f.StringVar(&cfg.NodeMemory, "node-memory", "16Gi", "memory capacity of each node")
 	f.IntVar(&cfg.NodePods, "node-pods", 110, "pod capacity of each node (at most 253)")
 	f.StringVarP(&output, "output", "o", "text", "progress format: text|json")
+	f.DurationVar(&cfg.LBReconcileLag, "lb-reconcile-lag", lbc.DefaultReconcileLag, "load balancer controller: reaction to a change (before time scale)")
+	f.DurationVar(&cfg.LBAPILatency, "lb-api-latency", lbc.DefaultAPILatency, "load balancer controller: ELBv2 API call latency (before time scale)")
+	f.DurationVar(&cfg.LBPropagation, "lb-propagation", lbc.DefaultPropagation, "ALB data plane: propagation of a target change after the API accepted it (before time scale)")
 	f.StringVar(&cfg.PodBinary, "pod-binary", os.Getenv("ZERODROP_POD_BIN"), "binary the zerodrop image runs in pods (default: this one; the slim build, go build -tags nolab, starts faster; env ZERODROP_POD_BIN)")
 	f.StringVar(&imagesFile, "images", "", "YAML or JSON list of extra image mappings (match, entrypoint, cmd, files)")
 	return cmd
@@ -298,6 +303,51 @@ func newLabExecCmd() *cobra.Command {
 			return nil
 		},
 	}
+}
+
+func newLabTargetHealthCmd() *cobra.Command {
+	var output string
+	cmd := &cobra.Command{
+		Use:   "describe-target-health [GROUP]",
+		Short: "Each load balancer's targets with state and reason, as aws elbv2 describe-target-health",
+		Args:  cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			c, err := lab.Connect(labDir(cmd))
+			if err != nil {
+				return err
+			}
+			th, err := c.TargetHealth()
+			if err != nil {
+				return err
+			}
+			lbs, err := c.LoadBalancers()
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				if _, ok := th[args[0]]; !ok {
+					return fmt.Errorf("no load balancer for Ingress group %q", args[0])
+				}
+				th = map[string]map[string][]alb.TargetHealthDescription{args[0]: th[args[0]]}
+			}
+			if output == "json" {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(th)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 2, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "GROUP\tLB (LAB / HOST)\tTARGET GROUP\tTARGET\tSTATE\tREASON\tIN FLIGHT")
+			for group, tgs := range th {
+				for tg, targets := range tgs {
+					for _, t := range targets {
+						fmt.Fprintf(w, "%s\t%s / %s\t%s\t%s\t%s\t%s\t%d\n", group, lbs[group][0], lbs[group][1], tg,
+							t.Target.String(), t.TargetHealth.State, t.TargetHealth.Reason, t.InFlight)
+					}
+				}
+			}
+			return w.Flush()
+		},
+	}
+	cmd.Flags().StringVarP(&output, "output", "o", "text", "text|json")
+	return cmd
 }
 
 var _ = filepath.Join

@@ -276,9 +276,25 @@ type harness struct {
 	// liveFrom, when set, makes /live fail before that fake time.
 	liveFrom atomic.Pointer[time.Time]
 
+	// inflight counts the kubelet's open connections to the pod (a probe
+	// or hook request under way).
+	inflight atomic.Int64
+
 	mu     sync.Mutex
 	hits   []hit
 	dialed []string
+}
+
+// countedConn decrements a counter once when closed.
+type countedConn struct {
+	net.Conn
+	n    *atomic.Int64
+	once sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(func() { c.n.Add(-1) })
+	return c.Conn.Close()
 }
 
 type harnessConfig struct {
@@ -337,7 +353,12 @@ func start(t *testing.T, cfg harnessConfig) *harness {
 		h.dialed = append(h.dialed, addr)
 		h.mu.Unlock()
 		var d net.Dialer
-		return d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
+		conn, err := d.DialContext(ctx, "tcp", srv.Listener.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		h.inflight.Add(1)
+		return &countedConn{Conn: conn, n: &h.inflight}, nil
 	}
 	k, err := New(h.client, Config{
 		NodeName: testNode, PodRange: netip.MustParsePrefix("127.77.0.0/24"),
@@ -387,16 +408,17 @@ func (h *harness) dials() []string {
 }
 
 // settle gives the kubelet's goroutines time to react to the last step: it
-// waits until nothing observable (lab events, API calls, processes,
-// signals, clock waiters) changed for a few polls in a row.
+// waits until no HTTP request to the pod is under way and nothing
+// observable (lab events, API calls, processes, signals, clock waiters)
+// changed for a few polls in a row (at most about a second).
 func (h *harness) settle() {
 	snap := func() [4]int64 {
 		return [4]int64{int64(len(h.events.Events())), int64(len(h.client.Actions())), h.rt.changes.Load(), int64(h.clock.Waiters())}
 	}
 	prev, quiet := snap(), 0
-	for i := 0; i < 200 && quiet < 3; i++ {
+	for i := 0; i < 1000 && quiet < 3; i++ {
 		time.Sleep(time.Millisecond)
-		if cur := snap(); cur == prev {
+		if cur := snap(); cur == prev && h.inflight.Load() == 0 {
 			quiet++
 		} else {
 			prev, quiet = cur, 0

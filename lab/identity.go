@@ -1,0 +1,67 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"zerodrop.dev/zerodrop/lab/controlplane"
+)
+
+// lbcIdentity is the load balancer controller twin's user, bound to a
+// ClusterRole with the permissions the real controller's chart grants for
+// what the twin does.
+var lbcIdentity = controlplane.Identity{User: "system:serviceaccount:kube-system:aws-load-balancer-controller"}
+
+func (l *Lab) componentClient(id controlplane.Identity) (kubernetes.Interface, error) {
+	cfg, err := controlplane.RESTConfig(l.ca, id, APIServerInside)
+	if err != nil {
+		return nil, err
+	}
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("client for %s: %w", id.User, err)
+	}
+	return cs, nil
+}
+
+func (l *Lab) installLBCRBAC(ctx context.Context) error {
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "zerodrop-lab:aws-load-balancer-controller"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{""}, Resources: []string{"services", "endpoints", "pods", "nodes", "namespaces"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/status"}, Verbs: []string{"patch", "update"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "patch"}},
+			{APIGroups: []string{"discovery.k8s.io"}, Resources: []string{"endpointslices"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses", "ingressclasses"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"ingresses/status"}, Verbs: []string{"update", "patch"}},
+			{APIGroups: []string{"elbv2.k8s.aws"}, Resources: []string{"targetgroupbindings", "ingressclassparams"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+			{APIGroups: []string{"elbv2.k8s.aws"}, Resources: []string{"targetgroupbindings/status"}, Verbs: []string{"update", "patch"}},
+		},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: lbcIdentity.User}},
+	}
+	// The IngressClass the controller's chart installs.
+	class := &networkingv1.IngressClass{
+		ObjectMeta: metav1.ObjectMeta{Name: "alb"},
+		Spec:       networkingv1.IngressClassSpec{Controller: "ingress.k8s.aws/alb"},
+	}
+	if _, err := l.admin.NetworkingV1().IngressClasses().Create(ctx, class, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("IngressClass alb: %w", err)
+	}
+	if _, err := l.admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("load balancer controller role: %w", err)
+	}
+	if _, err := l.admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("load balancer controller role binding: %w", err)
+	}
+	return nil
+}
