@@ -6,23 +6,34 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Debian packages the tests use, installed when missing: curl (the doc test
+# runs the docs' commands), chromium (the HTML report's headless render
+# test).
+missing=()
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "test.sh: installing ${missing[*]} from Debian"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  $sudo_cmd env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
 if [ -z "${ZERODROP_TEST_POSTGRES:-}" ]; then
   ZERODROP_TEST_POSTGRES=$(scripts/postgres.sh)
   export ZERODROP_TEST_POSTGRES
 fi
 echo "test.sh: PostgreSQL for tests at $ZERODROP_TEST_POSTGRES"
-# The full binary (with the lab's control plane) is built once, here, and
-# every test that runs the binary uses it: the CLI tests, e2e and the lab's
-# integration tests.
+# The binaries are built once, here, and every test that runs one uses it:
+# the full build (with the lab's control plane) for the lab's integration
+# tests; the slim build (-tags nolab, what the in-cluster image carries) for
+# the CLI and e2e tests and for the lab's pods (lab up reads ZERODROP_POD_BIN).
 mkdir -p bin
 echo "test.sh: building bin/zerodrop (the lab's Kubernetes control plane included; minutes when the build cache is cold)"
 go build -o bin/zerodrop ./cmd/zerodrop
-ZERODROP_BIN=$PWD/bin/zerodrop
-export ZERODROP_BIN ZERODROP_E2E_BIN=$ZERODROP_BIN ZERODROP_LAB_BIN=$ZERODROP_BIN
-# The slim build (no control plane) is what the in-cluster image carries; the
-# lab's pods run it (lab up reads ZERODROP_POD_BIN).
 go build -tags nolab -ldflags="-s -w" -o bin/zerodrop-slim ./cmd/zerodrop
-export ZERODROP_POD_BIN=$PWD/bin/zerodrop-slim
+export ZERODROP_LAB_BIN=$PWD/bin/zerodrop
+export ZERODROP_BIN=$PWD/bin/zerodrop-slim ZERODROP_E2E_BIN=$PWD/bin/zerodrop-slim ZERODROP_POD_BIN=$PWD/bin/zerodrop-slim
 
 # -tags nolab: the packages that link the Kubernetes control plane stay out of
 # the race build (a race-instrumented k8s.io/kubernetes would double the cold
