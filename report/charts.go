@@ -124,6 +124,9 @@ func render(p *plot.Plot, w, h vg.Length) (string, error) {
 	if i := strings.Index(s, "<svg"); i > 0 {
 		s = s[i:]
 	}
+	// Text measured with Liberation Sans; where it is missing, a sans
+	// serif of similar width rather than the browser's default serif.
+	s = strings.ReplaceAll(s, "font-family:Liberation Sans;", "font-family:'Liberation Sans',Arimo,Arial,Helvetica,sans-serif;")
 	// Scale with the page: the viewBox keeps the proportions.
 	s = strings.Replace(s, "<svg ", `<svg role="img" preserveAspectRatio="xMidYMid meet" `, 1)
 	return s, nil
