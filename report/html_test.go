@@ -183,8 +183,8 @@ func TestHTMLEscapes(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's chromium. When CI is set it must be there (the
-// CI script installs it); elsewhere the test skips without it.
+// chromium finds Debian's chromium. When CI is set it must be there
+// (scripts/test.sh installs it); elsewhere the test skips without it.
 func chromium(t *testing.T) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
@@ -193,7 +193,7 @@ func chromium(t *testing.T) string {
 		}
 	}
 	if os.Getenv("CI") != "" {
-		t.Fatal("chromium not found, and CI is set: .ci/run installs Debian's chromium (apt-get install -y chromium)")
+		t.Fatal("chromium not found, and CI is set: scripts/test.sh installs Debian's chromium (apt-get install -y chromium)")
 	}
 	t.Skip("chromium not installed (apt-get install -y chromium); the HTML report is not rendered")
 	return ""
