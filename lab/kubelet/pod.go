@@ -479,12 +479,12 @@ func (w *podWorker) handle(ev workerEvent) {
 				c.started.Store(true)
 			} else if !c.killing && !w.terminating {
 				w.k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Container %s failed startup probe, will be restarted", c.spec.Name)
-				w.kill(c, w.probeGrace(c.spec.StartupProbe), true)
+				w.kill(c, w.probeGrace(c.spec.StartupProbe), true, nil)
 			}
 		case livenessProbe:
 			if !ev.ok && !c.killing && !w.terminating {
 				w.k.recorder.Eventf(pod, corev1.EventTypeNormal, "Killing", "Container %s failed liveness probe, will be restarted", c.spec.Name)
-				w.kill(c, w.probeGrace(c.spec.LivenessProbe), true)
+				w.kill(c, w.probeGrace(c.spec.LivenessProbe), true, nil)
 			}
 		}
 	case evKillDone:
@@ -523,30 +523,34 @@ func (w *podWorker) beginTermination(grace time.Duration) {
 	}
 }
 
-// continueTermination stops main containers first, then sidecars, and
-// deletes the pod once nothing runs.
+// continueTermination stops every running container at once, as the
+// kubelet's killContainersWithSyncResult does: all preStop hooks start
+// now; a native sidecar then waits for its turn (every main container,
+// then the sidecars declared after it, exited) before its SIGTERM, within
+// the grace period. The pod is deleted once nothing runs.
 func (w *podWorker) continueTermination() {
-	mainRunning := false
+	var mains []<-chan struct{}
 	for _, c := range w.containers {
-		if c.sidecar || c.init {
-			continue
-		}
-		if c.phase == phaseRunning {
-			mainRunning = true
-			if !c.killing || c.restartOnExit {
-				w.kill(c, w.remainingGrace(), false)
-			}
+		if !c.init && c.phase == phaseRunning {
+			mains = append(mains, c.proc.Done())
 		}
 	}
-	for _, c := range w.containers {
+	var later []<-chan struct{} // the next running sidecar in spec order
+	for i := len(w.containers) - 1; i >= 0; i-- {
+		c := w.containers[i]
 		if c.phase != phaseRunning {
 			if c.phase == phaseWaiting {
 				c.waitReason = "" // never to start again
 			}
 			continue
 		}
-		if (c.sidecar || c.init) && !mainRunning && (!c.killing || c.restartOnExit) {
-			w.kill(c, w.remainingGrace(), false)
+		var after []<-chan struct{}
+		if c.sidecar {
+			after = append(append(after, mains...), later...)
+			later = []<-chan struct{}{c.proc.Done()}
+		}
+		if !c.killing || c.restartOnExit {
+			w.kill(c, w.remainingGrace(), false, after)
 		}
 	}
 }
@@ -595,9 +599,10 @@ func (w *podWorker) finished() bool {
 }
 
 // kill stops c as the kubelet's killContainer does: preStop within the
-// grace period, then SIGTERM, then SIGKILL when the rest of the grace
-// period (at least 2 s) has passed.
-func (w *podWorker) kill(c *container, grace time.Duration, restart bool) {
+// grace period, then (a sidecar) waiting until every channel of after is
+// closed or the grace period is over, then SIGTERM, then SIGKILL when the
+// rest of the grace period (at least 2 s) has passed.
+func (w *podWorker) kill(c *container, grace time.Duration, restart bool, after []<-chan struct{}) {
 	if c.proc == nil || c.phase != phaseRunning {
 		return
 	}
@@ -629,6 +634,19 @@ func (w *podWorker) kill(c *container, grace time.Duration, restart bool) {
 			case <-proc.Done():
 			}
 			defer cancel() // an exec hook is the container's: it dies with it
+		}
+		if left := grace - w.k.clock.Since(start); len(after) > 0 && left > 0 {
+			turn := w.k.clock.After(left)
+		wait:
+			for _, ch := range after {
+				select {
+				case <-ch:
+				case <-turn:
+					break wait
+				case <-proc.Done():
+					break wait
+				}
+			}
 		}
 		remaining := grace - w.k.clock.Since(start)
 		if remaining < w.k.scaled(minimumGracePeriod) {
