@@ -65,6 +65,7 @@ type sigRec struct {
 // does depends on its host path and argv:
 //
 //	fake:app [ignore-term] [term-code=N]   serves until SIGTERM (exit N, default 0)
+//	fake:app term-delay=D                  takes D to exit after SIGTERM
 //	fake:app exit-after=D                  crashes (exit 1) after D
 //	fake:zerodrop sleep D                  exits 0 after D
 //	fake:zerodrop check ...                exits 0 at once
@@ -81,6 +82,7 @@ type fakeProc struct {
 
 	ignoreTerm bool
 	termCode   int
+	termDelay  time.Duration
 
 	mu      sync.Mutex
 	signals []sigRec
@@ -98,7 +100,7 @@ func (p *fakeProc) Signal(sig syscall.Signal) error {
 	case sig == syscall.SIGKILL:
 		p.exit(128 + 9)
 	case sig == syscall.SIGTERM && !p.ignoreTerm:
-		p.exit(p.termCode)
+		p.exitAfter(p.termDelay, p.termCode)
 	}
 	return nil
 }
@@ -200,6 +202,9 @@ func (r *fakeRuntime) Start(_ context.Context, spec ProcessSpec) (Process, error
 			}
 			if v, ok := strings.CutPrefix(a, "term-code="); ok {
 				p.termCode, _ = strconv.Atoi(v)
+			}
+			if v, ok := strings.CutPrefix(a, "term-delay="); ok {
+				p.termDelay, _ = time.ParseDuration(v)
 			}
 			if v, ok := strings.CutPrefix(a, "exit-after="); ok {
 				d, _ := time.ParseDuration(v)
