@@ -59,7 +59,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	shared, err = startLab(filepath.Join(tmp, "lab"), "--nodes", "3",
-		"--node-monitor-grace-period", "8s", "--toleration-seconds", "4", "--images", images)
+		"--node-monitor-grace-period", "25s", "--toleration-seconds", "4", "--images", images,
+		"--lb-reconcile-lag", "1s", "--lb-api-latency", "500ms", "--lb-propagation", "3s")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
