@@ -83,6 +83,11 @@ type LoadBalancer struct {
 	srv, adminSrv   *http.Server
 	listenPort      string
 	started, closed atomic.Bool
+
+	// testHookWriterDone, when set (by tests), runs in a request's writer
+	// after the request is written and before the writer reports; it gets
+	// a channel closed once the response head was read (or failed).
+	testHookWriterDone func(headRead <-chan struct{})
 }
 
 // New validates cfg, fills in defaults and builds a load balancer. Nothing

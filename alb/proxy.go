@@ -184,7 +184,21 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	dispatch := time.Now()
 	body := &countingReader{r: r.Body}
 	wrote := make(chan error, 1)
-	go func() { wrote <- writeRequest(tc.bw, r, body, lb.listenPort, trace) }()
+	// sent is set once the whole request is in the connection's buffer and
+	// only its last flush is left: from then on, a writer that has not
+	// reported yet is finishing, not waiting for the client's body.
+	var sent atomic.Bool
+	var headRead chan struct{}
+	if lb.testHookWriterDone != nil {
+		headRead = make(chan struct{})
+	}
+	go func() {
+		err := writeRequest(tc.bw, r, body, lb.listenPort, trace, &sent)
+		if headRead != nil {
+			lb.testHookWriterDone(headRead)
+		}
+		wrote <- err
+	}()
 	var (
 		writeErr  error
 		writeDone bool
@@ -211,6 +225,9 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 		resp, err = http.ReadResponse(tc.br, r)
 	}
 	tc.countHeaders(false)
+	if headRead != nil {
+		close(headRead)
+	}
 	if err != nil {
 		// Whatever the writer saw, the request is outstanding and got no
 		// answer: a failed write (RST, EPIPE) explains it best, then the
@@ -239,8 +256,12 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 	default:
 	}
 	// early: the target answered before it had the whole request; the
-	// client's connection cannot carry another request after this one.
-	early := !writeDone || writeErr != nil
+	// client's connection cannot carry another request after this one, nor
+	// can the target's. A writer that has sent everything but its last
+	// flush is not early, even when it has not reported yet: how soon the
+	// scheduler runs it again must not decide whether a connection is
+	// kept (it is waited for below, once the response is read).
+	early := writeErr != nil || !writeDone && !sent.Load()
 	respStart := time.Now()
 	e.RequestProcessingTime = accesslog.Seconds(dispatch.Sub(received))
 	e.TargetProcessingTime = accesslog.Seconds(respStart.Sub(dispatch))
@@ -290,9 +311,15 @@ func (lb *LoadBalancer) forward(w http.ResponseWriter, r *http.Request, g *targe
 		lb.finish(e, g.m)
 		return
 	}
+	if !writeDone {
+		// Only the request's last flush was left when the answer came; it
+		// ends by itself, or at the idle timeout's write deadline, or when
+		// the client goes (abort).
+		writeErr, writeDone = <-wrote, true
+	}
 	if !released {
 		released = true
-		release(!resp.Close && !early)
+		release(!resp.Close && !early && writeErr == nil)
 	}
 	lb.finish(e, g.m)
 }
@@ -352,8 +379,8 @@ func isTimeout(err error) bool {
 }
 
 // writeRequest writes r to a target as HTTP/1.1 with the ALB's forwarding
-// headers, streaming body.
-func writeRequest(bw *bufio.Writer, r *http.Request, body *countingReader, port, trace string) error {
+// headers, streaming body. It sets sent when only the final flush is left.
+func writeRequest(bw *bufio.Writer, r *http.Request, body *countingReader, port, trace string, sent *atomic.Bool) error {
 	uri := r.RequestURI
 	if uri == "" {
 		uri = r.URL.RequestURI()
@@ -429,6 +456,7 @@ func writeRequest(bw *bufio.Writer, r *http.Request, body *countingReader, port,
 		}
 		bw.WriteString("\r\n")
 	}
+	sent.Store(true)
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("sending request: %w", err)
 	}

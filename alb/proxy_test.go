@@ -147,7 +147,11 @@ func TestConnectRefused502(t *testing.T) {
 
 func TestInjectedFaults(t *testing.T) {
 	be := startBackend(t, nameHandler("a", nil), time.Minute)
-	tl := startLB(t, oneGroup(HealthCheckConfig{Enabled: boolp(false)}, be.addr))
+	cfg := oneGroup(HealthCheckConfig{Enabled: boolp(false)}, be.addr)
+	// 2 s scaled: the pooled connection must outlive the admin call that
+	// sets the fault, however slowly a loaded machine runs it.
+	cfg.IdleTimeout = Duration(200 * time.Second)
+	tl := startLB(t, cfg)
 	if code, _, _ := tl.get(t, "/"); code != 200 {
 		t.Fatalf("before faults: %d", code)
 	}
