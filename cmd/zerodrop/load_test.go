@@ -48,16 +48,34 @@ func TestLoadExitCodes(t *testing.T) {
 // Ctrl-C prints the summary and exits 130 (128 + SIGINT), also when a gate
 // would have failed; SIGTERM exits 143.
 func TestLoadInterruptedExitStatus(t *testing.T) {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(503) }))
-	defer srv.Close()
 	for sig, want := range map[syscall.Signal]int{syscall.SIGINT: 130, syscall.SIGTERM: 143} {
+		// The server announces the run's first request: the test signals
+		// only once the process runs its load (its signal handler is
+		// installed before any request goes out), however slowly a loaded
+		// machine starts it. One server per run, so no request of an
+		// earlier run is taken for this one's.
+		seen := make(chan struct{}, 1)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			select {
+			case seen <- struct{}{}:
+			default:
+			}
+			w.WriteHeader(503)
+		}))
+		defer srv.Close()
 		cmd := exec.Command(binary, "load", "--url", srv.URL, "--rate", "50", "--duration", "1m", "--max-errors", "0")
 		var out, errb bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &errb
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
-		time.Sleep(500 * time.Millisecond) // let it send a few requests
+		select {
+		case <-seen:
+		case <-time.After(30 * time.Second):
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("%v: load sent no request within 30 s", sig)
+		}
 		cmd.Process.Signal(sig)
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
