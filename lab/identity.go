@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -11,6 +13,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"zerodrop.dev/zerodrop/lab/controlplane"
+	"zerodrop.dev/zerodrop/lab/lbc"
 )
 
 // lbcIdentity is the load balancer controller twin's user, bound to a
@@ -62,6 +65,31 @@ func (l *Lab) installLBCRBAC(ctx context.Context) error {
 	}
 	if _, err := l.admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("load balancer controller role binding: %w", err)
+	}
+	return nil
+}
+
+// webhookAddr is where the readiness-gate webhook listens, inside the lab
+// network (the API server calls it there).
+const webhookAddr = "127.0.0.1:9443"
+
+func (l *Lab) startGateWebhook(ctx context.Context) error {
+	kp, err := l.ca.Serving("aws-load-balancer-webhook", []string{"localhost"}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		return err
+	}
+	cert, err := tls.X509KeyPair(kp.CertPEM, kp.KeyPEM)
+	if err != nil {
+		return fmt.Errorf("webhook certificate: %w", err)
+	}
+	ln, err := net.Listen("tcp", webhookAddr)
+	if err != nil {
+		return fmt.Errorf("readiness-gate webhook: %w", err)
+	}
+	go l.lbc.ServeWebhook(ctx, ln, cert)
+	cfg := lbc.WebhookConfiguration("https://"+webhookAddr+lbc.WebhookPath(), l.ca.CertPEM)
+	if _, err := l.admin.AdmissionregistrationV1().MutatingWebhookConfigurations().Create(ctx, cfg, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("readiness-gate webhook configuration: %w", err)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"zerodrop.dev/zerodrop/lab/controlplane"
@@ -58,10 +59,25 @@ func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListen
 	if err := l.installLBCRBAC(ctx); err != nil {
 		return err
 	}
+	adminCfg, err := controlplane.RESTConfig(l.ca, controlplane.AdminIdentity, APIServerInside)
+	if err != nil {
+		return err
+	}
+	if err := lbc.InstallCRDs(ctx, adminCfg); err != nil {
+		return err
+	}
+	lbcCfg, err := controlplane.RESTConfig(l.ca, lbcIdentity, APIServerInside)
+	if err != nil {
+		return err
+	}
+	dyn, err := dynamic.NewForConfig(lbcCfg)
+	if err != nil {
+		return fmt.Errorf("load balancer controller client: %w", err)
+	}
 	var mu sync.Mutex
 	next := LoadBalancerRange.Addr()
 	l.lbc = lbc.New(lbc.Config{
-		Client: client, Events: l.events, TimeScale: l.cfg.TimeScale,
+		Client: client, Dynamic: dyn, Events: l.events, TimeScale: l.cfg.TimeScale,
 		ReconcileLag: l.cfg.LBReconcileLag, APILatency: l.cfg.LBAPILatency, Propagation: l.cfg.LBPropagation,
 		Address: func() (netip.Addr, error) {
 			mu.Lock()
@@ -87,6 +103,9 @@ func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListen
 			l.log.Error("load balancer controller", "err", err)
 		}
 	}()
+	if err := l.startGateWebhook(ctx); err != nil {
+		return err
+	}
 	l.out.say("lbc", "load balancer controller twin running", nil)
 	return nil
 }

@@ -30,6 +30,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -57,6 +58,8 @@ const GroupAnnotation = "alb.ingress.kubernetes.io/group.name"
 // Config configures the controller twin.
 type Config struct {
 	Client kubernetes.Interface
+	// Dynamic reads and writes TargetGroupBindings.
+	Dynamic dynamic.Interface
 	// Events receives register/deregister and target-state events.
 	Events labevent.Sink
 	// TimeScale multiplies every lag (and the ALBs' own timings).
@@ -99,6 +102,7 @@ type group struct {
 
 type targetGroup struct {
 	name, namespace, service, portName string
+	servicePort                        string
 	intended                           map[string]bool // registered or about to be
 }
 
@@ -376,7 +380,7 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 			Algorithm:           tg.Attributes.Algorithm.Value,
 		})
 		cfg.IdleTimeout = alb.Duration(tg.LB.IdleTimeout.Value)
-		tgs[n] = &targetGroup{name: n, namespace: ns, service: tg.ServiceName, portName: portName, intended: map[string]bool{}}
+		tgs[n] = &targetGroup{name: n, namespace: ns, service: tg.ServiceName, portName: portName, servicePort: tg.ServicePort, intended: map[string]bool{}}
 		tgKey[ns+"/"+tg.ServiceName+":"+tg.ServicePort] = n
 	}
 	priority := 0
@@ -432,6 +436,11 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 		c.updateStatus(ctx, ingObjs[ing.Namespace+"/"+ing.Name], g)
 	}
 	for _, tg := range g.tgs {
+		if c.cfg.Dynamic != nil {
+			if err := c.ensureBinding(ctx, name, tg, tg.servicePort); err != nil {
+				c.cfg.Log.Warn("target group binding", "err", err)
+			}
+		}
 		c.syncTargets(g, tg)
 	}
 	return nil
@@ -482,6 +491,9 @@ func (c *Controller) newGroup(name string, cfg alb.Config) (*group, error) {
 			fields["state"], fields["previousState"], fields["reason"] = e.State, e.PreviousState, e.Reason
 		}
 		c.cfg.Events.Emit(labevent.Event{Time: e.Time, Source: "alb/" + name, Kind: "ALB" + e.Kind, Object: e.Target, Message: e.Msg, Fields: fields})
+		if e.Kind == alb.EventTargetState || e.Kind == alb.EventRegistered {
+			c.queue() // readiness gates follow target health
+		}
 	}}
 	g := &group{name: name}
 	if c.cfg.Dir != "" {
@@ -563,6 +575,7 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 			delete(tg.intended, addr)
 		}
 	}
+	c.syncGates(context.Background(), g, tg, desired)
 	delay := c.scaled(c.cfg.ReconcileLag + c.cfg.APILatency)
 	lb := g.lb
 	if len(add) > 0 {
