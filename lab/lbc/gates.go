@@ -34,7 +34,7 @@ const (
 	GatePrefix = "target-health.elbv2.k8s.aws/"
 	// StackLabel marks the TargetGroupBindings the controller made for an
 	// Ingress group.
-	StackLabel = "ingress.k8s.aws/stack"
+	StackLabel  = "ingress.k8s.aws/stack"
 	webhookPath = "/mutate-v1-pod"
 )
 
