@@ -133,9 +133,7 @@ func TestTerminationPreStopOverrunsGracePeriod(t *testing.T) {
 	if code, end, _ := hooks[0].exited(); code != 137 || end.Sub(t0) < 10*time.Second {
 		t.Errorf("hook ended with %d at %v, want killed (137) after the grace period", code, end.Sub(t0))
 	}
-	if !h.hasKubeEvent("overrun", corev1.EventTypeNormal, "Killing", "Stopping container app")() {
-		h.waitFor("Killing event", h.hasKubeEvent("overrun", corev1.EventTypeNormal, "Killing", "Stopping container app"))
-	}
+	h.waitFor("Killing event", h.hasKubeEvent("overrun", corev1.EventTypeNormal, "Killing", "Stopping container app"))
 }
 
 // Case 10: with time scale 0.1 a 30 s grace period is 3 s of the clock.
