@@ -25,6 +25,7 @@ import (
 
 	"zerodrop.dev/zerodrop/lab/controlplane"
 	"zerodrop.dev/zerodrop/lab/kubelet"
+	"zerodrop.dev/zerodrop/lab/kubeproxy"
 	"zerodrop.dev/zerodrop/lab/labevent"
 	"zerodrop.dev/zerodrop/lab/lbc"
 	"zerodrop.dev/zerodrop/lab/netns"
@@ -49,6 +50,7 @@ type Lab struct {
 	nextIndex  int
 	nodesWG    sync.WaitGroup
 	lbc        *lbc.Controller
+	proxy      *kubeproxy.Proxy
 }
 
 func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListener) error {
@@ -198,6 +200,13 @@ func Run(ctx context.Context, dir string, jsonOut bool, out io.Writer) error {
 		stopNodes()
 		l.nodesWG.Wait()
 	}()
+	proxyClient, err := l.componentClient(controlplane.Identity{User: "system:kube-proxy"})
+	if err != nil {
+		return err
+	}
+	l.proxy = kubeproxy.New(proxyClient, l.events, l.log)
+	l.proxy.SyncPeriod = time.Duration(float64(kubeproxy.DefaultSyncPeriod) * cfg.TimeScale)
+	go l.proxy.Run(nodeCtx)
 	for i := 0; i < cfg.Nodes; i++ {
 		if _, err := l.AddNode(nodeCtx, NodeSpec{}); err != nil {
 			return err
@@ -368,6 +377,9 @@ func (l *Lab) AddNode(ctx context.Context, spec NodeSpec) (*kubelet.Kubelet, err
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	if l.proxy != nil {
+		l.proxy.AddNode(spec.Name, kl.NodeIP())
+	}
 	return kl, nil
 }
 
@@ -435,6 +447,9 @@ func (l *Lab) LoseNode(name string) error {
 		return err
 	}
 	n.kubelet.Lose()
+	if l.proxy != nil {
+		l.proxy.RemoveNode(name)
+	}
 	return nil
 }
 
@@ -452,6 +467,9 @@ func (l *Lab) RemoveNode(ctx context.Context, name string) error {
 	}
 	n.kubelet.Stop()
 	n.cancel()
+	if l.proxy != nil {
+		l.proxy.RemoveNode(name)
+	}
 	err := l.admin.CoreV1().Nodes().Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !isNotFound(err) {
 		return fmt.Errorf("deleting node %s: %w", name, err)

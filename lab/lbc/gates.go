@@ -152,6 +152,10 @@ func gatePatch(pod *corev1.Pod, gates []string) []byte {
 // ensureBinding creates or updates the TargetGroupBinding of an ip target
 // group, as the controller does for every Ingress backend.
 func (c *Controller) ensureBinding(ctx context.Context, group string, tg *targetGroup, servicePort string) error {
+	targetType := "ip"
+	if tg.nodePort != 0 {
+		targetType = "instance"
+	}
 	var port any = servicePort
 	if n, err := strconv.Atoi(servicePort); err == nil {
 		port = int64(n)
@@ -162,7 +166,7 @@ func (c *Controller) ensureBinding(ctx context.Context, group string, tg *target
 			"labels": map[string]any{StackLabel: strings.ReplaceAll(group, "/", ".")}},
 		"spec": map[string]any{
 			"targetGroupARN": "arn:aws:elasticloadbalancing:lab:000000000000:targetgroup/" + tg.name + "/lab",
-			"targetType":     "ip",
+			"targetType":     targetType,
 			"serviceRef":     map[string]any{"name": tg.service, "port": port},
 		},
 	}}

@@ -103,6 +103,7 @@ type group struct {
 type targetGroup struct {
 	name, namespace, service, portName string
 	servicePort                        string
+	nodePort                           int32 // instance mode: targets are the nodes on this port
 	intended                           map[string]bool // registered or about to be
 }
 
@@ -352,10 +353,19 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 		if tg.Ingress == nil || !containsIngress(ings, tg.Ingress) {
 			continue
 		}
-		if tg.TargetType.Value != manifest.TargetIP {
-			return fmt.Errorf("target group of %s:%s: target-type %s is not supported by the lab yet (use ip)", tg.ServiceName, tg.ServicePort, tg.TargetType.Value)
-		}
 		ns := tg.Ingress.Namespace
+		var nodePort int32
+		switch tg.TargetType.Value {
+		case manifest.TargetIP:
+		case manifest.TargetInstance:
+			np, err := c.nodePort(ns, tg.ServiceName, tg.ServicePort)
+			if err != nil {
+				return err
+			}
+			nodePort = np
+		default:
+			return fmt.Errorf("target group of %s:%s: unknown target-type %q", tg.ServiceName, tg.ServicePort, tg.TargetType.Value)
+		}
 		n := tgName(ns, tg.ServiceName, tg.ServicePort)
 		if _, dup := tgs[n]; dup {
 			continue
@@ -380,7 +390,7 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 			Algorithm:           tg.Attributes.Algorithm.Value,
 		})
 		cfg.IdleTimeout = alb.Duration(tg.LB.IdleTimeout.Value)
-		tgs[n] = &targetGroup{name: n, namespace: ns, service: tg.ServiceName, portName: portName, servicePort: tg.ServicePort, intended: map[string]bool{}}
+		tgs[n] = &targetGroup{name: n, namespace: ns, service: tg.ServiceName, portName: portName, servicePort: tg.ServicePort, nodePort: nodePort, intended: map[string]bool{}}
 		tgKey[ns+"/"+tg.ServiceName+":"+tg.ServicePort] = n
 	}
 	priority := 0
@@ -462,6 +472,55 @@ func appendUnique(list []string, s string) []string {
 		}
 	}
 	return append(list, s)
+}
+
+// nodePort finds the NodePort of a Service port for instance mode, which
+// needs a NodePort or LoadBalancer Service, as the controller requires.
+func (c *Controller) nodePort(ns, svc, port string) (int32, error) {
+	s, err := c.factory.Core().V1().Services().Lister().Services(ns).Get(svc)
+	if err != nil {
+		return 0, fmt.Errorf("service %s/%s: %w", ns, svc, err)
+	}
+	if s.Spec.Type != corev1.ServiceTypeNodePort && s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+		return 0, fmt.Errorf("service %s/%s: target-type instance needs a NodePort or LoadBalancer Service, not %s", ns, svc, s.Spec.Type)
+	}
+	for _, p := range s.Spec.Ports {
+		if (p.Name == port || strconv.Itoa(int(p.Port)) == port) && p.NodePort != 0 {
+			return p.NodePort, nil
+		}
+	}
+	return 0, fmt.Errorf("service %s/%s has no node port for %s", ns, svc, port)
+}
+
+// instanceTargets are the nodes fit to take traffic: Ready, not excluded
+// from load balancers, not being deleted by an autoscaler.
+func (c *Controller) instanceTargets(port int32) []Target {
+	nodes, _ := c.factory.Core().V1().Nodes().Lister().List(labels.Everything())
+	var out []Target
+	for _, n := range nodes {
+		if _, excluded := n.Labels["node.kubernetes.io/exclude-from-external-load-balancers"]; excluded || n.DeletionTimestamp != nil {
+			continue
+		}
+		ready := false
+		for _, cond := range n.Status.Conditions {
+			ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue)
+		}
+		deleting := false
+		for _, t := range n.Spec.Taints {
+			deleting = deleting || t.Key == "ToBeDeletedByClusterAutoscaler"
+		}
+		if !ready || deleting {
+			continue
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				out = append(out, Target{Addr: net.JoinHostPort(a.Address, strconv.Itoa(int(port))), Reason: "node " + n.Name})
+				break
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
+	return out
 }
 
 // servicePortName resolves an Ingress backend port (name or number) to the
@@ -559,7 +618,11 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 		return n
 	}
 	desired := map[string]Target{}
-	for _, t := range IPTargets(slices, tg.portName, pods, nodes) {
+	targets := IPTargets(slices, tg.portName, pods, nodes)
+	if tg.nodePort != 0 {
+		targets = c.instanceTargets(tg.nodePort)
+	}
+	for _, t := range targets {
 		desired[t.Addr] = t
 	}
 	var add, remove []alb.TargetDescription
@@ -575,7 +638,9 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 			delete(tg.intended, addr)
 		}
 	}
-	c.syncGates(context.Background(), g, tg, desired)
+	if tg.nodePort == 0 {
+		c.syncGates(context.Background(), g, tg, desired)
+	}
 	delay := c.scaled(c.cfg.ReconcileLag + c.cfg.APILatency)
 	lb := g.lb
 	if len(add) > 0 {
