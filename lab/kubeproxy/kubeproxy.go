@@ -47,8 +47,8 @@ type Proxy struct {
 	kick    chan struct{}
 
 	mu        sync.Mutex
-	nodes     map[string]netip.Addr        // node name -> address
-	listeners map[string]*listener         // nodeIP:nodePort -> listener
+	nodes     map[string]netip.Addr          // node name -> address
+	listeners map[string]*listener           // nodeIP:nodePort -> listener
 	endpoints map[string]map[string][]string // ns/svc -> port name -> ready ip:port (by node for Local: below)
 	local     map[string]map[string]map[string][]string
 }

@@ -103,7 +103,7 @@ type group struct {
 type targetGroup struct {
 	name, namespace, service, portName string
 	servicePort                        string
-	nodePort                           int32 // instance mode: targets are the nodes on this port
+	nodePort                           int32           // instance mode: targets are the nodes on this port
 	intended                           map[string]bool // registered or about to be
 }
 
