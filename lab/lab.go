@@ -63,6 +63,7 @@ type Config struct {
 	LBReconcileLag time.Duration `json:"lbReconcileLag"`
 	LBAPILatency   time.Duration `json:"lbAPILatency"`
 	LBPropagation  time.Duration `json:"lbPropagation"`
+	LBModifyRule   time.Duration `json:"lbModifyRuleLag"`
 	// JSON makes progress lines JSON objects.
 	JSON bool `json:"-"`
 }

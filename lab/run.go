@@ -81,6 +81,7 @@ func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListen
 	l.lbc = lbc.New(lbc.Config{
 		Client: client, Dynamic: dyn, Events: l.events, TimeScale: l.cfg.TimeScale,
 		ReconcileLag: l.cfg.LBReconcileLag, APILatency: l.cfg.LBAPILatency, Propagation: l.cfg.LBPropagation,
+		ModifyRuleLag: l.cfg.LBModifyRule,
 		Address: func() (netip.Addr, error) {
 			mu.Lock()
 			defer mu.Unlock()

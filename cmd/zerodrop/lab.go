@@ -105,6 +105,7 @@ func newLabUpCmd() *cobra.Command {
 	f.DurationVar(&cfg.LBReconcileLag, "lb-reconcile-lag", lbc.DefaultReconcileLag, "load balancer controller: reaction to a change (before time scale)")
 	f.DurationVar(&cfg.LBAPILatency, "lb-api-latency", lbc.DefaultAPILatency, "load balancer controller: ELBv2 API call latency (before time scale)")
 	f.DurationVar(&cfg.LBPropagation, "lb-propagation", lbc.DefaultPropagation, "ALB data plane: propagation of a target change after the API accepted it (before time scale)")
+	f.DurationVar(&cfg.LBModifyRule, "lb-modify-rule-lag", lbc.DefaultModifyRuleLag, "load balancer controller: from a weight change in an actions annotation to ModifyRule (seed 004: ~70s; before time scale)")
 	f.StringVar(&cfg.PodBinary, "pod-binary", os.Getenv("ZERODROP_POD_BIN"), "binary the zerodrop image runs in pods (default: this one; the slim build, go build -tags nolab, starts faster; env ZERODROP_POD_BIN)")
 	f.StringVar(&imagesFile, "images", "", "YAML or JSON list of extra image mappings (match, entrypoint, cmd, files)")
 	return cmd

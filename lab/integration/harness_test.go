@@ -60,7 +60,7 @@ func run(m *testing.M) int {
 	}
 	shared, err = startLab(filepath.Join(tmp, "lab"), "--nodes", "3",
 		"--node-monitor-grace-period", "25s", "--toleration-seconds", "4", "--images", images,
-		"--lb-reconcile-lag", "1s", "--lb-api-latency", "500ms", "--lb-propagation", "3s")
+		"--lb-reconcile-lag", "1s", "--lb-api-latency", "500ms", "--lb-propagation", "3s", "--lb-modify-rule-lag", "4s")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -50,6 +50,10 @@ const (
 	DefaultReconcileLag = time.Second
 	DefaultAPILatency   = 500 * time.Millisecond
 	DefaultPropagation  = 10 * time.Second
+	// DefaultModifyRuleLag is how long a change of an actions.NAME
+	// annotation's weights takes to become a ModifyRule call: about 70 s was
+	// observed (seed 004), longer under API throttling.
+	DefaultModifyRuleLag = 70 * time.Second
 )
 
 // GroupAnnotation puts several Ingresses behind one ALB.
@@ -68,6 +72,9 @@ type Config struct {
 	// APILatency the ELBv2 call; Propagation the data plane's delay after
 	// the API accepted the change.
 	ReconcileLag, APILatency, Propagation time.Duration
+	// ModifyRuleLag is the delay from a weight change in an actions
+	// annotation to the ModifyRule call (the ALB adds Propagation).
+	ModifyRuleLag time.Duration
 	// Address gives each new ALB its address inside the lab network.
 	Address func() (netip.Addr, error)
 	// Expose makes an ALB reachable from the host and returns that
@@ -98,6 +105,9 @@ type group struct {
 	ingresses   []string
 	tgs         map[string]*targetGroup
 	logFile     *os.File
+	// weights are each rule's forward action as last sent to the ALB (or
+	// scheduled), by priority.
+	weights map[int][]alb.WeightedTargetGroup
 }
 
 type targetGroup struct {
@@ -120,6 +130,9 @@ func New(cfg Config) *Controller {
 	}
 	if cfg.Propagation == 0 {
 		cfg.Propagation = DefaultPropagation
+	}
+	if cfg.ModifyRuleLag == 0 {
+		cfg.ModifyRuleLag = DefaultModifyRuleLag
 	}
 	if cfg.Events == nil {
 		cfg.Events = labevent.Discard{}
@@ -426,9 +439,26 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 	if len(cfg.Rules) == 0 {
 		return fmt.Errorf("no rule routes to a Service the lab can resolve")
 	}
-	fpBytes, _ := json.Marshal(cfg)
+	// Weights change through ModifyRule on the running ALB; anything else
+	// builds a new one.
+	structural := cfg
+	structural.Rules = nil
+	weights := map[int][]alb.WeightedTargetGroup{}
+	for _, r := range cfg.Rules {
+		weights[r.Priority] = r.Forward
+		bare := r
+		bare.Forward = nil
+		for _, f := range r.Forward {
+			bare.Forward = append(bare.Forward, alb.WeightedTargetGroup{TargetGroup: f.TargetGroup})
+		}
+		structural.Rules = append(structural.Rules, bare)
+	}
+	fpBytes, _ := json.Marshal(structural)
 	fingerprint := string(fpBytes)
 	g := c.groups[name]
+	if g != nil && g.fingerprint == fingerprint {
+		c.modifyWeights(g, weights)
+	}
 	if g == nil || g.fingerprint != fingerprint {
 		if g != nil {
 			c.closeGroup(g)
@@ -439,6 +469,7 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 		}
 		g.fingerprint = fingerprint
 		g.tgs = tgs
+		g.weights = weights
 		c.groups[name] = g
 	}
 	for _, ing := range ings {
@@ -454,6 +485,50 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 		c.syncTargets(g, tg)
 	}
 	return nil
+}
+
+// modifyWeights schedules a ModifyRule for every rule whose weights
+// changed, after the ModifyRule lag.
+func (c *Controller) modifyWeights(g *group, want map[int][]alb.WeightedTargetGroup) {
+	for prio, fwd := range want {
+		if weightsEqual(g.weights[prio], fwd) {
+			continue
+		}
+		g.weights[prio] = fwd
+		var tuples []alb.TargetGroupTuple
+		desc := map[string]int{}
+		for _, f := range fwd {
+			tuples = append(tuples, alb.TargetGroupTuple{TargetGroupName: f.TargetGroup, Weight: f.Weight})
+			if f.Weight != nil {
+				desc[f.TargetGroup] = *f.Weight
+			}
+		}
+		lb, prio := g.lb, prio
+		c.emit("WeightChangeSeen", g.name, "", map[string]any{"priority": prio, "weights": desc})
+		time.AfterFunc(c.scaled(c.cfg.ModifyRuleLag), func() {
+			out, err := lb.ModifyRule(alb.ModifyRuleInput{Priority: prio, Actions: []alb.Action{{Type: "forward", ForwardConfig: alb.ForwardConfig{TargetGroups: tuples}}}})
+			c.emit("ModifyRule", g.name, errText(err), map[string]any{"priority": prio, "weights": desc, "effectiveAt": out.EffectiveAt})
+		})
+	}
+}
+
+func weightsEqual(a, b []alb.WeightedTargetGroup) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		wa, wb := 1, 1
+		if a[i].Weight != nil {
+			wa = *a[i].Weight
+		}
+		if b[i].Weight != nil {
+			wb = *b[i].Weight
+		}
+		if a[i].TargetGroup != b[i].TargetGroup || wa != wb {
+			return false
+		}
+	}
+	return true
 }
 
 func containsIngress(list []*manifest.Ingress, ing *manifest.Ingress) bool {
