@@ -44,6 +44,29 @@ func TestLabUp(t *testing.T) {
 			t.Errorf("node %s has no lease: %v", n.Name, err)
 		}
 	}
+	// lab status lists the components, nodes and pods.
+	out, err := execCommand(binary, "lab", "status", "--dir", shared.dir, "-o", "json").CombinedOutput()
+	if err != nil {
+		t.Fatalf("lab status: %v %s", err, out)
+	}
+	var st struct {
+		Components []struct {
+			Name    string
+			Running bool
+		}
+		Nodes []struct{ Name string }
+	}
+	if err := json.Unmarshal(out, &st); err != nil {
+		t.Fatalf("lab status -o json: %v\n%s", err, out)
+	}
+	if len(st.Components) != 4 || len(st.Nodes) < 3 {
+		t.Errorf("lab status: %d components, %d nodes: %s", len(st.Components), len(st.Nodes), out)
+	}
+	for _, c := range st.Components {
+		if !c.Running {
+			t.Errorf("component %s not running", c.Name)
+		}
+	}
 	// RBAC is on: a node identity cannot list secrets.
 	if out, err := shared.kubectl(t, "", "auth", "can-i", "list", "secrets", "--as", "system:node:lab-node-1", "--as-group", "system:nodes", "-A"); err == nil || !strings.Contains(out, "no") {
 		t.Errorf("a node may list every secret (RBAC/Node authorizer off?): %v %s", err, out)
@@ -92,6 +115,22 @@ spec:
 		return ready == 6, fmt.Errorf("%d ready endpoints", ready)
 	})
 	t.Logf("EndpointSlice with 6 ready endpoints %s after apply", time.Since(start).Round(10*time.Millisecond))
+	// kubectl scale and rollout restart work as against any cluster.
+	if out, err := shared.kubectl(t, "", "-n", ns, "scale", "deployment/orders", "--replicas=3"); err != nil {
+		t.Fatalf("scale: %v %s", err, out)
+	}
+	shared.waitReady(t, ns, "app=orders", 3, 60*time.Second)
+	if out, err := shared.kubectl(t, "", "-n", ns, "rollout", "restart", "deployment/orders"); err != nil {
+		t.Fatalf("rollout restart: %v %s", err, out)
+	}
+	if out, err := shared.kubectl(t, "", "-n", ns, "rollout", "status", "deployment/orders", "--timeout=90s"); err != nil {
+		t.Fatalf("rollout status: %v %s", err, out)
+	}
+	for _, p := range shared.waitReady(t, ns, "app=orders", 3, 60*time.Second) {
+		if seen[p.Status.PodIP] && p.Annotations["kubectl.kubernetes.io/restartedAt"] == "" {
+			t.Errorf("pod %s survived the rollout restart", p.Name)
+		}
+	}
 }
 
 // labEvents reads the lab's event stream for one pod.
