@@ -5,11 +5,13 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -168,48 +170,85 @@ func TestOpenModelRate(t *testing.T) {
 	}
 }
 
+// slotted is a test workload: one GET per session carrying its scheduled
+// start, as an offset from the run's start, in the X-Slot header. A test
+// server can then fail by schedule rather than by wall time: the runner
+// places an open-model request in marks and buckets by its scheduled start,
+// and on a loaded host the request may go out long after it.
+type slotted struct {
+	url string
+	run *Runner // set before Run; its start is read only during the run
+}
+
+func (w *slotted) Name() string                   { return "slotted" }
+func (w *slotted) Think(*rand.Rand) time.Duration { return 0 }
+func (w *slotted) Session(ctx context.Context, s *Session) {
+	h := http.Header{"X-Slot": {strconv.FormatInt(int64(s.start.Sub(w.run.start)), 10)}}
+	s.Do(ctx, Call{Method: http.MethodGet, URL: w.url, Header: h})
+}
+
+// The target fails exactly the requests scheduled in [300 ms, 600 ms) of the
+// run, whenever they are actually sent, and the outage mark covers that same
+// slot range: every error lands in the outage window, none in the windows
+// before and after it. Deciding by wall time instead flaked on a busy host,
+// where sends fall behind schedule and a request due before the outage was
+// sent during it.
 func TestMarksCountErrorsInsideTheWindow(t *testing.T) {
-	var fail atomic.Bool
+	const outFrom, outTo = 300 * time.Millisecond, 600 * time.Millisecond
+	var unslotted atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if fail.Load() {
+		ns, err := strconv.ParseInt(r.Header.Get("X-Slot"), 10, 64)
+		if err != nil {
+			unslotted.Add(1)
+			w.WriteHeader(http.StatusBadRequest)
+			return
+		}
+		if at := time.Duration(ns); at >= outFrom && at < outTo {
 			w.WriteHeader(http.StatusBadGateway)
 		}
 	}))
 	defer srv.Close()
-	g, _ := NewGet([]string{srv.URL}, "", nil, nil)
-	r, err := NewRunner(Config{Workload: g, Model: Open, Profile: Constant{100}, Duration: 900 * time.Millisecond,
-		Marks: []MarkSpec{{Name: "before", Offset: 0, Duration: 300 * time.Millisecond}}})
+	wl := &slotted{url: srv.URL}
+	r, err := NewRunner(Config{Workload: wl, Model: Open, Profile: Constant{100}, Duration: 900 * time.Millisecond,
+		Marks: []MarkSpec{
+			{Name: "before", Offset: 0, Duration: outFrom},
+			{Name: "after", Offset: outTo, Duration: 900*time.Millisecond - outTo},
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
+	wl.run = r
 	go func() {
+		// As the lab does: open the window, close it, note the event.
+		// The times are the run's slots, not the moment of the call.
 		<-r.Started()
-		time.Sleep(300 * time.Millisecond)
-		now := time.Now()
-		r.AddMark("outage", now, time.Time{})
-		fail.Store(true)
-		time.Sleep(300 * time.Millisecond)
-		fail.Store(false)
-		r.EndMark("outage", time.Now())
-		r.AddEvent(now, "kill", "target killed", nil)
+		t0 := r.start
+		r.AddMark("outage", t0.Add(outFrom), time.Time{})
+		r.EndMark("outage", t0.Add(outTo))
+		r.AddEvent(t0.Add(outFrom), "kill", "target killed", nil)
 	}()
 	res, err := r.Run(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n := unslotted.Load(); n > 0 {
+		t.Fatalf("%d requests carried no scheduled slot", n)
+	}
 	by := map[string]results.Mark{}
 	for _, m := range res.Marks {
 		by[m.Name] = m
 	}
-	if by["before"].Totals.Errors != 0 || by["before"].Totals.Requests < 20 {
-		t.Errorf("window before the outage: %+v", by["before"].Totals)
+	for _, name := range []string{"before", "after"} {
+		if tot := by[name].Totals; tot.Errors != 0 || tot.Requests < 20 {
+			t.Errorf("window %s the outage: %+v, want no errors", name, tot)
+		}
 	}
 	out := by["outage"].Totals
-	if out.ErrorRate < 0.9 || out.Requests < 20 {
-		t.Errorf("outage window: %+v, want nearly all 502", out)
+	if out.ErrorRate != 1 || out.Counts["502"] != out.Requests || out.Requests < 20 {
+		t.Errorf("outage window: %+v, want all 502", out)
 	}
-	if res.Totals.ErrorRate > 0.5 || res.Totals.Errors == 0 {
-		t.Errorf("overall: %+v", res.Totals)
+	if res.Totals.Errors != out.Errors || res.Totals.Requests < out.Requests+40 {
+		t.Errorf("overall: %+v, outage: %+v; want every error inside the outage", res.Totals, out)
 	}
 	if len(res.Events) != 1 {
 		t.Errorf("events %v", res.Events)
