@@ -233,29 +233,60 @@ func (x *wctx) unroutedRules() {
 }
 
 // dependencyRule (ZD023): a container the serving one depends on stops
-// accepting while the serving container still takes requests.
+// accepting while the serving container still takes requests (and is
+// still there to take them). Every preStop hook starts at the delete,
+// native sidecars' included; a native sidecar's SIGTERM waits for the main
+// containers, within the grace period.
 func (x *wctx) dependencyRule() {
 	lastNew := min(x.lbStop, x.stopAccepting)
 	until := min(lastNew+x.maxReq, x.kill)
 	for _, s := range x.schedule {
-		if s.Container == x.c || s.Sidecar {
+		if s.Container == x.c {
+			until = min(until, s.Exit)
+		}
+	}
+	for _, s := range x.schedule {
+		if s.Container == x.c {
 			continue
 		}
 		dep, why := dependency(s.Container)
 		if !dep || s.StopsAccepting >= until {
 			continue
 		}
-		need := ceilSeconds(until - s.PreStopStart)
-		evs := []Evidence{ev(s.Container.Pos, "container %s: %s; it stops accepting at %s", s.Container.Name, why, secs(s.StopsAccepting))}
-		if ps := s.Container.PreStop; ps != nil {
-			evs = append(evs, ev(ps.Duration.Pos, "its preStop %s blocks %s", ps.Kind, secs(s.SIGTERM-s.PreStopStart)))
+		kind := "container"
+		if s.Sidecar {
+			kind = "native sidecar"
+		}
+		evs := []Evidence{ev(s.Container.Pos, "%s %s: %s; it stops accepting at %s", kind, s.Container.Name, why, secs(s.StopsAccepting))}
+		ps := s.Container.PreStop
+		if ps != nil {
+			blocks := s.SIGTERM // a main container's SIGTERM waits for its hook only
+			if s.Sidecar {
+				blocks = 0
+				if s.HookKnown && !s.HookFails {
+					blocks = min(ps.Duration.Value, x.grace)
+				}
+			}
+			evs = append(evs, ev(ps.Duration.Pos, "its preStop %s blocks %s from the delete", ps.Kind, secs(blocks)))
+		}
+		if s.Sidecar {
+			evs = append(evs, ev(s.Container.Pos, "its SIGTERM waits until %s for the containers it stops after", secs(s.Turn)))
 		}
 		evs = append(evs, ev(x.c.Pos, "serving container %s takes new requests until %s, which run until %s", x.c.Name, secs(lastNew), secs(until)))
-		fix := fmt.Sprintf("give container %s lifecycle.preStop.sleep.seconds: %d (the serving container's delay plus the longest request), or make it a native sidecar (initContainers with restartPolicy: Always), which stops after the main containers", s.Container.Name, need)
+		need := ceilSeconds(until)
+		var fix string
+		switch stop := ps.StopsServer(); {
+		case s.Sidecar && stop != nil && s.StopsAccepting < s.SIGTERM:
+			fix = fmt.Sprintf("take `%s` out of the preStop hook of container %s (or sleep %d s before it): the hook runs at the delete, while a native sidecar gets SIGTERM only once the main containers have exited", stop.Command, s.Container.Name, need)
+		case s.Sidecar:
+			fix = fmt.Sprintf("container %s, a native sidecar, gets SIGTERM when the grace period ends even if the main containers still run", s.Container.Name)
+		default:
+			fix = fmt.Sprintf("give container %s lifecycle.preStop.sleep.seconds: %d (the serving container's delay plus the longest request), or make it a native sidecar (initContainers with restartPolicy: Always), whose SIGTERM waits until the main containers have exited", s.Container.Name, need)
+		}
 		if g := ceilSeconds(time.Duration(need)*time.Second + GraceMargin); time.Duration(g)*time.Second > x.grace {
 			fix += fmt.Sprintf("; raise terminationGracePeriodSeconds to at least %d", g)
 		}
-		x.add(IDDependencyStops, fmt.Sprintf("container %s stops accepting %s after delete while the serving container %s still takes requests until %s: requests that need it fail", s.Container.Name, secs(s.StopsAccepting), x.c.Name, secs(until)),
+		x.add(IDDependencyStops, fmt.Sprintf("%s %s stops accepting %s after delete while the serving container %s still takes requests until %s: requests that need it fail", kind, s.Container.Name, secs(s.StopsAccepting), x.c.Name, secs(until)),
 			fix, nil, evs...)
 	}
 }

@@ -115,6 +115,9 @@ func (r *Report) WriteText(w io.Writer, opt TextOptions) error {
 				case !c.HookKnown:
 					hook = " (preStop duration unknown)"
 				}
+				if c.Sidecar {
+					hook += ", its turn " + fmtAt(c.Turn)
+				}
 				tw.printf("    %s %-14s preStop %s%s, SIGTERM %s, stops accepting %s, gone by %s\n", kind, c.Name, fmtAt(c.PreStopStart), hook, fmtAt(c.SIGTERM), fmtAt(c.StopsAccepting), fmtAt(c.Exit))
 			}
 		}
@@ -218,6 +221,7 @@ type jsonContainer struct {
 	PreStopStart   dur    `json:"preStopStart"`
 	HookKnown      bool   `json:"hookKnown"`
 	HookFails      bool   `json:"hookFails,omitempty"`
+	Turn           dur    `json:"turn,omitempty"`
 	SIGTERM        dur    `json:"sigterm"`
 	StopsAccepting dur    `json:"stopsAccepting"`
 	Exit           dur    `json:"exit"`
@@ -250,7 +254,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 		jw := jsonWorkload{Object: wr.Object, Pos: wr.Pos, Routes: wr.Routes, Container: wr.Container, Findings: wr.Findings, Served: wr.Served,
 			Termination: toJSONTimeline(wr.Termination), Startup: toJSONTimeline(wr.Startup)}
 		for _, c := range wr.Containers {
-			jw.Containers = append(jw.Containers, jsonContainer{Name: c.Name, Sidecar: c.Sidecar, PreStopStart: dur(c.PreStopStart), HookKnown: c.HookKnown, HookFails: c.HookFails,
+			jw.Containers = append(jw.Containers, jsonContainer{Name: c.Name, Sidecar: c.Sidecar, PreStopStart: dur(c.PreStopStart), HookKnown: c.HookKnown, HookFails: c.HookFails, Turn: dur(c.Turn),
 				SIGTERM: dur(c.SIGTERM), StopsAccepting: dur(c.StopsAccepting), Exit: dur(c.Exit), Kill: dur(c.Kill)})
 		}
 		out.Workloads = append(out.Workloads, jw)

@@ -1,6 +1,7 @@
 package check
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
@@ -105,13 +106,26 @@ func TestPreStopScripts(t *testing.T) {
 func TestDependencyContainers(t *testing.T) {
 	fire := "testdata/rules/ZD023-fire.yaml"
 	fpm := "        - name: php-fpm\n          image: php:8.3-fpm\n          ports:\n            - name: fastcgi\n              containerPort: 9000\n"
+	// sidecar moves php-fpm to a native sidecar, with a preStop script.
+	sidecar := func(script string) *manifest.Model {
+		sc := strings.Replace(fpm, "          image:", "          restartPolicy: Always\n          image:", 1)
+		if script != "" {
+			sc += fmt.Sprintf("          lifecycle:\n            preStop:\n              exec:\n                command: [\"sh\", \"-c\", %q]\n", script)
+		}
+		return multi(t, fire, fpm, "", "      containers:\n", "      initContainers:\n"+sc+"      containers:\n")
+	}
 	cases := []struct {
 		name string
 		m    *manifest.Model
 		fire bool
 	}{
-		// A native sidecar stops after the main containers.
-		{"native sidecar", multi(t, fire, fpm, "", "      containers:\n", "      initContainers:\n"+strings.Replace(fpm, "          image:", "          restartPolicy: Always\n          image:", 1)+"      containers:\n"), false},
+		// A native sidecar gets SIGTERM after the main containers.
+		{"native sidecar", sidecar(""), false},
+		// Its preStop hook runs from the delete, like every other: a
+		// sleep there changes nothing, a stop command stops it at once.
+		{"native sidecar, preStop sleep", sidecar("sleep 5"), false},
+		{"native sidecar, preStop stops it", sidecar("kill -QUIT 1"), true},
+		{"native sidecar, preStop stops it late", sidecar("sleep 20; kill -QUIT 1"), false},
 		// A log shipper with no port and an unknown image is not a dependency.
 		{"log shipper", multi(t, fire, fpm, "        - name: logs\n          image: fluent/fluent-bit:3.1\n"), false},
 		// A database proxy without a declared port is known by its image.
@@ -125,11 +139,20 @@ func TestDependencyContainers(t *testing.T) {
 			t.Errorf("%s: ZD023 fires %v, want %v (%v)", c.name, got, c.fire, idsOf(fs))
 		}
 	}
-	// Every container's schedule is in the report, sidecars last.
-	r := Run(cases[0].m, DefaultConfig())
-	cs := r.Workloads[0].Containers
-	if len(cs) != 2 || cs[1].Name != "php-fpm" || !cs[1].Sidecar || cs[1].PreStopStart < cs[0].Exit {
-		t.Errorf("schedule: %+v", cs)
+	// Every container's schedule is in the report, sidecars last. The
+	// sidecar's preStop starts at the delete; its SIGTERM waits for the
+	// main container's exit (15 s preStop + 10 s longest request).
+	for _, script := range []string{"", "sleep 5"} {
+		cs := Run(sidecar(script), DefaultConfig()).Workloads[0].Containers
+		if len(cs) != 2 || cs[1].Name != "php-fpm" || !cs[1].Sidecar || cs[0].Exit != 25*time.Second ||
+			cs[1].PreStopStart != 0 || cs[1].Turn != cs[0].Exit || cs[1].SIGTERM != cs[0].Exit {
+			t.Errorf("preStop %q: schedule %+v", script, cs)
+		}
+	}
+	// The finding for a sidecar names it and says why.
+	f := has(findings(t, sidecar("kill -QUIT 1"), DefaultConfig()), IDDependencyStops)
+	if f == nil || !strings.Contains(f.Message, "native sidecar php-fpm stops accepting 0s") || !strings.Contains(f.Fix, "take `kill -QUIT 1` out of the preStop hook") {
+		t.Errorf("sidecar finding: %+v", f)
 	}
 }
 

@@ -198,13 +198,11 @@ func (x *wctx) resolve() {
 			x.preStopKnown = false
 		}
 	}
-	// The grace countdown starts before preStop; a hook still running when
-	// it ends gets a one-off 2 s extension, then SIGTERM, then SIGKILL.
+	// The grace countdown starts before preStop; SIGTERM comes when the
+	// hook returns or the grace period ends, and SIGKILL at that end but
+	// never less than 2 s after SIGTERM (the kubelet's minimum).
 	x.sigterm = min(x.preStop, x.grace)
-	x.kill = x.grace
-	if x.preStop >= x.grace && c.PreStop != nil {
-		x.kill = x.grace + manifest.PreStopGraceExtension
-	}
+	x.kill = max(x.grace, x.sigterm+manifest.PreStopGraceExtension)
 	x.stopAccepting = min(x.sigterm+x.appDelay, x.kill)
 	if ps := c.PreStop; ps != nil && !x.hookFails {
 		if st := ps.StopsServer(); st != nil {

@@ -12,8 +12,10 @@ const (
 	DefaultProbeFailureThreshold  = 3
 	DefaultMaxSurge               = "25%"
 	DefaultMaxUnavailable         = "25%"
-	// PreStopGraceExtension is the one-off extension a preStop hook still
-	// running at the end of the grace period gets.
+	// PreStopGraceExtension is the least time the kubelet leaves between
+	// SIGTERM and SIGKILL (its minimumGracePeriodInSeconds): a preStop hook
+	// still running at the end of the grace period gets this one-off
+	// extension, and so does a SIGTERM sent less than 2 s before that end.
 	PreStopGraceExtension = 2 * time.Second
 )
 
