@@ -1,0 +1,69 @@
+package deploytest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"zerodrop.dev/zerodrop/check"
+	"zerodrop.dev/zerodrop/manifest"
+)
+
+func checkOverlay(t *testing.T, dir string) *check.Report {
+	t.Helper()
+	m, err := manifest.Load(context.Background(), manifest.Sources{Kustomize: []string{dir}})
+	if err != nil {
+		t.Fatalf("loading %s: %v", dir, err)
+	}
+	return check.Run(m, check.DefaultConfig())
+}
+
+func ruleIDs(r *check.Report, sev string) []string {
+	var ids []string
+	for _, f := range r.All() {
+		if sev == "" || f.Severity.String() == sev {
+			ids = append(ids, f.RuleID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// The after overlay has no error and no warning: every link of the chain
+// is in order.
+func TestCheckAfterIsClean(t *testing.T) {
+	r := checkOverlay(t, "../overlays/after")
+	if r.HasErrors() || len(ruleIDs(r, "warning")) > 0 {
+		t.Fatalf("deploy/overlays/after: errors %v, warnings %v; want none", ruleIDs(r, "error"), ruleIDs(r, "warning"))
+	}
+}
+
+// The before overlay is the seed's setup, and the checker finds each of
+// its problems.
+func TestCheckBeforeHasTheSeedsProblems(t *testing.T) {
+	r := checkOverlay(t, "../overlays/before")
+	if !r.HasErrors() {
+		t.Fatal("deploy/overlays/before: no error-level finding")
+	}
+	got := ruleIDs(r, "")
+	for _, id := range []string{
+		"ZD001", // no readiness probe
+		"ZD006", // stops accepting at the delete, no preStop, no delay
+		"ZD004", // the ALB health-checks "/", a user path
+		"ZD014", // default 300 s deregistration delay
+		"ZD019", // no PodDisruptionBudget
+	} {
+		if !slices.Contains(got, id) {
+			t.Errorf("deploy/overlays/before: no %s among %v", id, got)
+		}
+	}
+}
+
+// The base alone is not enough: without the after overlay's preStop and
+// delay it drops requests.
+func TestCheckBaseNeedsTheOverlay(t *testing.T) {
+	r := checkOverlay(t, "../base")
+	if !slices.Contains(ruleIDs(r, "error"), "ZD006") {
+		t.Errorf("deploy/base: errors %v, want ZD006", ruleIDs(r, "error"))
+	}
+}
