@@ -3,7 +3,7 @@ module zerodrop.dev/zerodrop/drain
 go 1.26.0
 
 require (
-	github.com/prometheus/client_golang v1.25.0
+	github.com/prometheus/client_golang v1.23.2
 	github.com/prometheus/common v0.72.0
 )
 

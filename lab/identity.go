@@ -4,13 +4,19 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
 
 	"zerodrop.dev/zerodrop/lab/controlplane"
 	"zerodrop.dev/zerodrop/lab/lbc"
@@ -92,4 +98,93 @@ func (l *Lab) startGateWebhook(ctx context.Context) error {
 		return fmt.Errorf("readiness-gate webhook configuration: %w", err)
 	}
 	return nil
+}
+
+// RolloutsController, when set (by the full binary), runs the real Argo
+// Rollouts controller with the given identity's client configuration until
+// ctx ends, after installing its CRDs with the admin configuration; its
+// logs go to the writer.
+var RolloutsController func(ctx context.Context, admin, own *rest.Config, logs io.Writer) error
+
+// rolloutsIdentity is the Argo Rollouts controller's user.
+var rolloutsIdentity = controlplane.Identity{User: "system:serviceaccount:argo-rollouts:argo-rollouts"}
+
+func (l *Lab) startRollouts(ctx context.Context) error {
+	if RolloutsController == nil {
+		return nil
+	}
+	role := &rbacv1.ClusterRole{
+		ObjectMeta: metav1.ObjectMeta{Name: "zerodrop-lab:argo-rollouts"},
+		Rules: []rbacv1.PolicyRule{
+			{APIGroups: []string{"argoproj.io"}, Resources: []string{"*"}, Verbs: []string{"*"}},
+			{APIGroups: []string{"apps"}, Resources: []string{"replicasets", "deployments"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"services"}, Verbs: []string{"get", "list", "watch", "patch", "create", "delete", "update"}},
+			{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"get", "list", "watch", "delete"}},
+			{APIGroups: []string{""}, Resources: []string{"pods/eviction"}, Verbs: []string{"create"}},
+			{APIGroups: []string{""}, Resources: []string{"events"}, Verbs: []string{"create", "update", "patch"}},
+			{APIGroups: []string{""}, Resources: []string{"configmaps", "secrets"}, Verbs: []string{"get", "list", "watch"}},
+			{APIGroups: []string{""}, Resources: []string{"endpoints"}, Verbs: []string{"get"}},
+			{APIGroups: []string{"networking.k8s.io", "extensions"}, Resources: []string{"ingresses"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch"}},
+			{APIGroups: []string{"batch"}, Resources: []string{"jobs"}, Verbs: []string{"get", "list", "watch", "create", "update", "patch", "delete"}},
+			{APIGroups: []string{"coordination.k8s.io"}, Resources: []string{"leases"}, Verbs: []string{"get", "create", "update"}},
+			{APIGroups: []string{"elbv2.k8s.aws"}, Resources: []string{"targetgroupbindings"}, Verbs: []string{"get", "list"}},
+		},
+	}
+	binding := &rbacv1.ClusterRoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: role.Name},
+		RoleRef:    rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: role.Name},
+		Subjects:   []rbacv1.Subject{{Kind: "User", APIGroup: "rbac.authorization.k8s.io", Name: rolloutsIdentity.User}},
+	}
+	if _, err := l.admin.RbacV1().ClusterRoles().Create(ctx, role, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("argo rollouts role: %w", err)
+	}
+	if _, err := l.admin.RbacV1().ClusterRoleBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("argo rollouts role binding: %w", err)
+	}
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "argo-rollouts"}}
+	if _, err := l.admin.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("argo-rollouts namespace: %w", err)
+	}
+	admin, err := controlplane.RESTConfig(l.ca, controlplane.AdminIdentity, APIServerInside)
+	if err != nil {
+		return err
+	}
+	own, err := controlplane.RESTConfig(l.ca, rolloutsIdentity, APIServerInside)
+	if err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(filepath.Join(l.cp.Dir, "logs", "argo-rollouts.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return fmt.Errorf("argo rollouts log: %w", err)
+	}
+	ready := make(chan error, 1)
+	go func() {
+		defer logf.Close()
+		if err := RolloutsController(ctx, admin, own, &signalFirstWrite{w: logf, ready: ready}); err != nil {
+			l.log.Error("argo rollouts controller", "err", err)
+			select {
+			case ready <- err:
+			default:
+			}
+		}
+	}()
+	l.out.say("rollouts", "Argo Rollouts controller running", nil)
+	return nil
+}
+
+// signalFirstWrite passes writes through and reports the first one.
+type signalFirstWrite struct {
+	w     io.Writer
+	ready chan error
+	once  sync.Once
+}
+
+func (s *signalFirstWrite) Write(p []byte) (int, error) {
+	s.once.Do(func() {
+		select {
+		case s.ready <- nil:
+		default:
+		}
+	})
+	return s.w.Write(p)
 }

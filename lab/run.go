@@ -109,6 +109,9 @@ func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListen
 	if err := l.startGateWebhook(ctx); err != nil {
 		return err
 	}
+	if err := l.startRollouts(ctx); err != nil {
+		return err
+	}
 	l.out.say("lbc", "load balancer controller twin running", nil)
 	return nil
 }

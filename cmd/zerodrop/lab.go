@@ -21,9 +21,13 @@ import (
 	"zerodrop.dev/zerodrop/lab"
 	"zerodrop.dev/zerodrop/lab/controlplane/components"
 	"zerodrop.dev/zerodrop/lab/lbc"
+	"zerodrop.dev/zerodrop/lab/rollouts"
 )
 
-func init() { register(newLabCmd) }
+func init() {
+	register(newLabCmd)
+	lab.RolloutsController = rollouts.Start
+}
 
 func newLabCmd() *cobra.Command {
 	cmd := &cobra.Command{
