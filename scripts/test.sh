@@ -8,10 +8,11 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests use, installed when missing: curl (the doc test
 # runs the docs' commands), chromium (the HTML report's headless render
-# test).
+# test), podman and runc (the OCI image's run test).
 missing=()
 command -v curl >/dev/null 2>&1 || missing+=(curl)
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
+command -v podman >/dev/null 2>&1 || missing+=(podman runc) # runs the built OCI image (ociimage)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "test.sh: installing ${missing[*]} from Debian"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
@@ -40,9 +41,10 @@ export ZERODROP_BIN=$PWD/bin/zerodrop-slim ZERODROP_E2E_BIN=$PWD/bin/zerodrop-sl
 # build); the lab's own tests run against the normal binary further on.
 go test -race -tags nolab -timeout 20m "$@" ./... ./drain/...
 
-# The lab's integration tests boot the real control plane from bin/zerodrop;
+# The lab's integration tests (and the deploy manifests' server-side dry-run)
+# boot the real control plane from bin/zerodrop;
 # they run without -race (the race detector would have to instrument all of
 # Kubernetes, and what they check is the binary's behaviour, not data races;
 # the lab's own packages are race-tested above). They need root or
 # unprivileged user namespaces for the lab's network namespace.
-go test -count=1 -timeout 15m "$@" ./lab/integration/
+go test -count=1 -timeout 15m "$@" ./lab/integration/ ./deploy/deploytest/
