@@ -37,6 +37,7 @@ import (
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/clock"
 
 	"zerodrop.dev/zerodrop/alb"
 	"zerodrop.dev/zerodrop/lab/labevent"
@@ -82,7 +83,12 @@ type Config struct {
 	Expose func(name, addr string) (string, error)
 	// Dir receives the access logs (DIR/alb/GROUP.log); "" for none.
 	Dir string
-	Log *slog.Logger
+	// ListenPort is the ALBs' listener port in the lab network (default 80).
+	ListenPort int
+	// Clock drives the controller's lags and resync; nil is the real clock.
+	// (The ALBs keep their own real-time timers.)
+	Clock clock.WithTickerAndDelayedExecution
+	Log   *slog.Logger
 }
 
 // Controller is the running twin.
@@ -137,10 +143,23 @@ func New(cfg Config) *Controller {
 	if cfg.Events == nil {
 		cfg.Events = labevent.Discard{}
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = clock.RealClock{}
+	}
+	if cfg.ListenPort == 0 {
+		cfg.ListenPort = 80
+	}
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), groups: map[string]*group{}}
+}
+
+// after runs f in its own goroutine once d has passed on the controller's
+// clock (a fake clock runs AfterFunc callbacks while it holds its lock, so
+// f must not run there).
+func (c *Controller) after(d time.Duration, f func()) {
+	c.cfg.Clock.AfterFunc(d, func() { go f() })
 }
 
 func (c *Controller) scaled(d time.Duration) time.Duration {
@@ -148,7 +167,7 @@ func (c *Controller) scaled(d time.Duration) time.Duration {
 }
 
 func (c *Controller) emit(kind, object, msg string, fields map[string]any) {
-	c.cfg.Events.Emit(labevent.Event{Time: time.Now(), Source: "lbc", Kind: kind, Object: object, Message: msg, Fields: fields})
+	c.cfg.Events.Emit(labevent.Event{Time: c.cfg.Clock.Now(), Source: "lbc", Kind: kind, Object: object, Message: msg, Fields: fields})
 }
 
 // Run watches the cluster and reconciles until ctx ends; the ALBs close
@@ -180,7 +199,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.factory.WaitForCacheSync(ctx.Done())
 	defer c.closeAll()
 	// The controller re-checks every 15 s even without events.
-	resync := time.NewTicker(c.scaled(15 * time.Second))
+	resync := c.cfg.Clock.NewTicker(c.scaled(15 * time.Second))
 	defer resync.Stop()
 	for {
 		select {
@@ -188,12 +207,12 @@ func (c *Controller) Run(ctx context.Context) error {
 			c.factory.Shutdown()
 			return nil
 		case <-c.kick:
-		case <-resync.C:
+		case <-resync.C():
 		}
 		// Coalesce a burst of watch events into one reconcile.
 		select {
 		case <-ctx.Done():
-		case <-time.After(c.scaled(50 * time.Millisecond)):
+		case <-c.cfg.Clock.After(c.scaled(50 * time.Millisecond)):
 		}
 		c.reconcile(ctx)
 	}
@@ -505,7 +524,7 @@ func (c *Controller) modifyWeights(g *group, want map[int][]alb.WeightedTargetGr
 		}
 		lb, prio := g.lb, prio
 		c.emit("WeightChangeSeen", g.name, "", map[string]any{"priority": prio, "weights": desc})
-		time.AfterFunc(c.scaled(c.cfg.ModifyRuleLag), func() {
+		c.after(c.scaled(c.cfg.ModifyRuleLag), func() {
 			out, err := lb.ModifyRule(alb.ModifyRuleInput{Priority: prio, Actions: []alb.Action{{Type: "forward", ForwardConfig: alb.ForwardConfig{TargetGroups: tuples}}}})
 			c.emit("ModifyRule", g.name, errText(err), map[string]any{"priority": prio, "weights": desc, "effectiveAt": out.EffectiveAt})
 		})
@@ -618,7 +637,7 @@ func (c *Controller) newGroup(name string, cfg alb.Config) (*group, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg.Listen = net.JoinHostPort(addr.String(), "80")
+	cfg.Listen = net.JoinHostPort(addr.String(), strconv.Itoa(c.cfg.ListenPort))
 	opts := alb.Options{OnEvent: func(e alb.Event) {
 		fields := map[string]any{"targetGroup": e.TargetGroup, "target": e.Target}
 		if e.State != "" {
@@ -719,13 +738,13 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 	delay := c.scaled(c.cfg.ReconcileLag + c.cfg.APILatency)
 	lb := g.lb
 	if len(add) > 0 {
-		time.AfterFunc(delay, func() {
+		c.after(delay, func() {
 			out, err := lb.RegisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: add})
 			c.emit("RegisterTargets", tg.name, errText(err), map[string]any{"targets": descs(add), "effectiveAt": out.EffectiveAt})
 		})
 	}
 	if len(remove) > 0 {
-		time.AfterFunc(delay, func() {
+		c.after(delay, func() {
 			out, err := lb.DeregisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: remove})
 			c.emit("DeregisterTargets", tg.name, errText(err), map[string]any{"targets": descs(remove), "effectiveAt": out.EffectiveAt})
 		})
