@@ -8,7 +8,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -157,34 +156,12 @@ func (l *Lab) startRollouts(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("argo rollouts log: %w", err)
 	}
-	ready := make(chan error, 1)
 	go func() {
 		defer logf.Close()
-		if err := RolloutsController(ctx, admin, own, &signalFirstWrite{w: logf, ready: ready}); err != nil {
+		if err := RolloutsController(ctx, admin, own, logf); err != nil {
 			l.log.Error("argo rollouts controller", "err", err)
-			select {
-			case ready <- err:
-			default:
-			}
 		}
 	}()
 	l.out.say("rollouts", "Argo Rollouts controller running", nil)
 	return nil
-}
-
-// signalFirstWrite passes writes through and reports the first one.
-type signalFirstWrite struct {
-	w     io.Writer
-	ready chan error
-	once  sync.Once
-}
-
-func (s *signalFirstWrite) Write(p []byte) (int, error) {
-	s.once.Do(func() {
-		select {
-		case s.ready <- nil:
-		default:
-		}
-	})
-	return s.w.Write(p)
 }

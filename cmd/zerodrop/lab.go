@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
 	"strconv"
 	"syscall"
 	"text/tabwriter"
@@ -354,5 +353,3 @@ func newLabTargetHealthCmd() *cobra.Command {
 	cmd.Flags().StringVarP(&output, "output", "o", "text", "text|json")
 	return cmd
 }
-
-var _ = filepath.Join

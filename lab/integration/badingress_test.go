@@ -18,10 +18,7 @@ func TestBadIngressAnnotationKeepsTheLastGoodALB(t *testing.T) {
 	shared.apply(t, serveDeployment(ns, "web", 2, "1", "1s", 30)+albIngress(ns, "web", 5))
 	shared.waitReady(t, ns, "app=web", 2, 60*time.Second)
 	host := ingressHost(t, ns, "web")
-	waitFor(t, 60*time.Second, "healthy targets", func() (bool, error) {
-		out, err := execCommand(binary, "lab", "describe-target-health", "--dir", shared.dir, ns+"/web").CombinedOutput()
-		return strings.Count(string(out), " healthy ") == 2, fmt.Errorf("%v %s", err, out)
-	})
+	waitHealthyTargets(t, ns+"/web", 2)
 	// 400 s is outside the 5-300 s range of health-check intervals.
 	if out, err := shared.kubectl(t, "", "-n", ns, "annotate", "--overwrite", "ingress", "web",
 		"alb.ingress.kubernetes.io/healthcheck-interval-seconds=400"); err != nil {

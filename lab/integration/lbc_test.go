@@ -83,10 +83,7 @@ func ipModeDeletion(t *testing.T, ns, preStop, delay string, check bool) int {
 		return true, nil
 	})
 	client := &http.Client{Timeout: 5 * time.Second}
-	waitFor(t, 60*time.Second, "every target healthy behind "+host, func() (bool, error) {
-		out, err := execCommand(binary, "lab", "describe-target-health", "--dir", shared.dir, ns+"/web").CombinedOutput()
-		return strings.Count(string(out), " healthy ") == 3, fmt.Errorf("%v %s", err, out)
-	})
+	waitHealthyTargets(t, ns+"/web", 3)
 	// Steady traffic from the host through the ALB while one pod is deleted.
 	ctx, stop := context.WithCancel(context.Background())
 	var mu sync.Mutex
@@ -157,6 +154,16 @@ func ipModeDeletion(t *testing.T, ns, preStop, delay string, check bool) int {
 		t.Errorf("requests still sent to %s at %s, after it was draining at %s", target, last, draining)
 	}
 	return failed
+}
+
+// waitHealthyTargets waits until describe-target-health shows n healthy
+// targets for an Ingress group.
+func waitHealthyTargets(t *testing.T, group string, n int) {
+	t.Helper()
+	waitFor(t, 60*time.Second, fmt.Sprintf("%d healthy targets of %s", n, group), func() (bool, error) {
+		out, err := execCommand(binary, "lab", "describe-target-health", "--dir", shared.dir, group).CombinedOutput()
+		return strings.Count(string(out), " healthy ") >= n, fmt.Errorf("%v %s", err, out)
+	})
 }
 
 func first(s []string) string {

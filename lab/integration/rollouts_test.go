@@ -19,49 +19,12 @@ import (
 func TestArgoRolloutsCanaryMovesALBWeights(t *testing.T) {
 	ns := "canary"
 	shared.namespace(t, ns)
-	pod := serveDeployment(ns, "web", 2, "1", "1s", 30)
-	// The Deployment's template becomes the Rollout's.
-	tmpl := pod[strings.Index(pod, "  template:"):]
-	rollout := fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: web, namespace: %s}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-%s  strategy:
-    canary:
-      stableService: web-stable
-      canaryService: web-canary
-      trafficRouting:
-        alb: {ingress: web, servicePort: 80}
-      steps:
-      - setWeight: 20
+	services, rollout := argoCanary(ns, "", `      - setWeight: 20
       - pause: {duration: 8s}
       - setWeight: 100
       - pause: {duration: 2s}
-`, ns, tmpl)
-	svc := func(name string) string {
-		return fmt.Sprintf("---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n", name, ns)
-	}
-	ingress := fmt.Sprintf(`---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: web
-  namespace: %s
-  annotations:
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/healthcheck-path: /logistics/health
-    alb.ingress.kubernetes.io/healthcheck-interval-seconds: "5"
-    alb.ingress.kubernetes.io/healthcheck-timeout-seconds: "2"
-spec:
-  ingressClassName: alb
-  rules:
-  - http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web-stable, port: {name: use-annotation}}}}
-`, ns)
-	shared.apply(t, svc("web-stable")+svc("web-canary")+ingress)
+`, "")
+	shared.apply(t, services)
 	shared.apply(t, rollout)
 	shared.waitReady(t, ns, "app=web", 2, 90*time.Second)
 	waitFor(t, 60*time.Second, "Argo Rollouts to write the actions annotation", func() (bool, error) {
@@ -88,6 +51,53 @@ spec:
 		out, err := shared.kubectl(t, "", "-n", ns, "get", "rollout", "web", "-o", "jsonpath={.status.phase}")
 		return err == nil && out == "Healthy" && !weightModify(t, started, 100).IsZero(), fmt.Errorf("%v %s", err, out)
 	})
+}
+
+// argoCanary returns the Services and ALB Ingress (first, so the Rollout
+// finds them) and a Rollout of two zerodrop serve pods whose canary uses ALB
+// traffic routing; option is an extra line of the canary strategy, steps
+// its steps, annotations extra Ingress annotation lines.
+func argoCanary(ns, option, steps, annotations string) (services, rollout string) {
+	pod := serveDeployment(ns, "web", 2, "1", "1s", 30)
+	tmpl := pod[strings.Index(pod, "  template:"):] // the Deployment's template becomes the Rollout's
+	rollout = fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web, namespace: %s}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+%s  strategy:
+    canary:
+      stableService: web-stable
+      canaryService: web-canary
+      %s
+      trafficRouting:
+        alb: {ingress: web, servicePort: 80}
+      steps:
+%s`, ns, tmpl, option, steps)
+	for _, name := range []string{"web-stable", "web-canary"} {
+		services += fmt.Sprintf("---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n", name, ns)
+	}
+	services += fmt.Sprintf(`---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: %s
+  annotations:
+    alb.ingress.kubernetes.io/target-type: ip
+    alb.ingress.kubernetes.io/healthcheck-path: /logistics/health
+    alb.ingress.kubernetes.io/healthcheck-interval-seconds: "5"
+    alb.ingress.kubernetes.io/healthcheck-timeout-seconds: "2"
+%s
+spec:
+  ingressClassName: alb
+  rules:
+  - http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web-stable, port: {name: use-annotation}}}}
+`, ns, annotations)
+	return services, rollout
 }
 
 // weightEvents finds, after since, the first WeightChangeSeen and

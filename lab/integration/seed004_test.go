@@ -34,57 +34,16 @@ func TestArgoRolloutsSeed004LastStep(t *testing.T) {
 // under steady traffic and returns how many requests failed.
 func seed004Run(t *testing.T, ns, option string) int {
 	shared.namespace(t, ns)
-	pod := serveDeployment(ns, "web", 2, "1", "1s", 30)
-	tmpl := pod[strings.Index(pod, "  template:"):]
-	rollout := fmt.Sprintf(`apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata: {name: web, namespace: %s}
-spec:
-  replicas: 2
-  selector: {matchLabels: {app: web}}
-%s  strategy:
-    canary:
-      stableService: web-stable
-      canaryService: web-canary
-      %s
-      trafficRouting:
-        alb: {ingress: web, servicePort: 80}
-      steps:
-      - setWeight: 50
+	services, rollout := argoCanary(ns, option, `      - setWeight: 50
       - pause: {duration: 10s}
       - setWeight: 100
       - pause: {duration: 2s}
-`, ns, tmpl, option)
-	svc := func(name string) string {
-		return fmt.Sprintf("---\napiVersion: v1\nkind: Service\nmetadata: {name: %s, namespace: %s}\nspec:\n  selector: {app: web}\n  ports: [{port: 80, targetPort: http}]\n", name, ns)
-	}
-	ingress := fmt.Sprintf(`---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: web
-  namespace: %s
-  annotations:
-    alb.ingress.kubernetes.io/target-type: ip
-    alb.ingress.kubernetes.io/healthcheck-path: /logistics/health
-    alb.ingress.kubernetes.io/healthcheck-interval-seconds: "5"
-    alb.ingress.kubernetes.io/healthcheck-timeout-seconds: "2"
-    alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=5
-spec:
-  ingressClassName: alb
-  rules:
-  - http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web-stable, port: {name: use-annotation}}}}
-`, ns)
-	shared.apply(t, svc("web-stable")+svc("web-canary")+ingress)
+`, "    alb.ingress.kubernetes.io/target-group-attributes: deregistration_delay.timeout_seconds=5")
+	shared.apply(t, services)
 	shared.apply(t, rollout)
 	shared.waitReady(t, ns, "app=web", 2, 90*time.Second)
 	host := ingressHost(t, ns, "web")
-	waitFor(t, 60*time.Second, ns+": stable targets healthy", func() (bool, error) {
-		out, err := execCommand(binary, "lab", "describe-target-health", "--dir", shared.dir, ns+"/web").CombinedOutput()
-		return strings.Count(string(out), " healthy ") >= 2, fmt.Errorf("%v %s", err, out)
-	})
+	waitHealthyTargets(t, ns+"/web", 2)
 	codes, errs := trafficDuring(host, "/logistics/orders/today?limit=1", 4, func() {
 		if out, err := shared.kubectl(t, "", "-n", ns, "patch", "rollout", "web", "--type", "merge", "-p",
 			`{"spec":{"template":{"metadata":{"annotations":{"version":"2"}}}}}`); err != nil {

@@ -52,10 +52,7 @@ spec:
 	canary := shared.waitReady(t, ns, "app=canary", 1, 60*time.Second)
 	canaryTarget := canary[0].Status.PodIP + ":8000"
 	host := ingressHost(t, ns, "web")
-	waitFor(t, 60*time.Second, "three healthy targets in two target groups", func() (bool, error) {
-		out, err := execCommand(binary, "lab", "describe-target-health", "--dir", shared.dir, ns+"/web").CombinedOutput()
-		return strings.Count(string(out), " healthy ") == 3, fmt.Errorf("%v %s", err, out)
-	})
+	waitHealthyTargets(t, ns+"/web", 3)
 	var changed time.Time
 	codes, errs := trafficDuring(host, "/logistics/health", 4, func() {
 		time.Sleep(time.Second)
