@@ -139,14 +139,14 @@ func Run(ctx context.Context, dir string, jsonOut bool, out io.Writer) error {
 	p := &progress{w: out, json: jsonOut, start: time.Now()}
 	b, err := os.ReadFile(filepath.Join(dir, "config.json"))
 	if err != nil {
-		return fmt.Errorf("lab run is started by lab up: %w", err)
+		return fmt.Errorf("lab netns is started by lab up: %w", err)
 	}
 	var cfg Config
 	if err := json.Unmarshal(b, &cfg); err != nil {
 		return fmt.Errorf("reading lab config: %w", err)
 	}
 	if os.Getenv(envInNamespace) != "1" {
-		return errors.New("lab run must run in the lab's own network namespace; use: zerodrop lab up")
+		return errors.New("lab netns must run in the lab's own network namespace; use: zerodrop lab up")
 	}
 	if err := netns.SetupPodNetwork(PodNetwork); err != nil {
 		return err

@@ -21,7 +21,7 @@ import (
 	"zerodrop.dev/zerodrop/lab/netns"
 )
 
-// envInNamespace tells lab run that lab up started it in a new network
+// envInNamespace tells lab netns that lab up started it in a new network
 // namespace.
 const envInNamespace = "ZERODROP_LAB_IN_NETNS"
 
@@ -88,7 +88,7 @@ func Up(ctx context.Context, cfg Config, progress io.Writer, ready func(State)) 
 	}
 	defer hostConn.Close()
 	go serveHostListeners(hostConn.(*net.UnixConn))
-	args := []string{"lab", "run", "--dir", cfg.Dir}
+	args := []string{"lab", "netns", "--dir", cfg.Dir}
 	if cfg.JSON {
 		args = append(args, "-o", "json")
 	}

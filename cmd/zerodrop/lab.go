@@ -38,7 +38,7 @@ processes, inside a network namespace of its own (Linux; root, or an
 unprivileged user namespace). Use it with zerodrop kubectl.`,
 	}
 	cmd.PersistentFlags().String("dir", dirDefault(), "lab directory (env ZERODROP_LAB_DIR)")
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabRunCmd(), newLabComponentCmd(),
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabNetnsCmd(), newLabComponentCmd(),
 		newLabKillNodeCmd(), newLabAddNodeCmd(), newLabDrainCmd(), newLabExecCmd(), newLabTargetHealthCmd())
 	return cmd
 }
@@ -114,10 +114,12 @@ func newLabUpCmd() *cobra.Command {
 	return cmd
 }
 
-func newLabRunCmd() *cobra.Command {
+// newLabNetnsCmd is the lab process inside its network namespace; lab up
+// starts it (zerodrop lab run is the experiment).
+func newLabNetnsCmd() *cobra.Command {
 	var output string
 	return &cobra.Command{
-		Use:    "run",
+		Use:    "netns",
 		Short:  "The lab process inside its network namespace (started by lab up)",
 		Hidden: true,
 		Args:   cobra.NoArgs,

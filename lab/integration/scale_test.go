@@ -94,7 +94,7 @@ func BenchmarkLabScale(b *testing.B) {
 			switch {
 			case strings.Contains(c, " lab component "):
 				controlPlane += pssKiB(pid)
-			case strings.Contains(c, " lab run "):
+			case strings.Contains(c, " lab netns "):
 				labProc += pssKiB(pid)
 			case strings.Contains(c, " serve "):
 				pods += pssKiB(pid)
