@@ -20,12 +20,24 @@ import (
 // EMFNamespace is the CloudWatch namespace the seed's simulator published to.
 const EMFNamespace = "appsimulator"
 
+// TransportErrorMetric is the EMF metric that sums the requests that got
+// no HTTP response (refused, reset, eof, timeouts, other): curl's status
+// "000", the name the seed's simulator published such requests under.
+const TransportErrorMetric = "000"
+
 // EMF writes CloudWatch Embedded Metric Format lines while the run goes on:
 // one line per second in which requests completed, one Count metric per
 // outcome key (each status code, each transport class), namespace
-// appsimulator, dimension workload. A request counts in the second it
-// completed (as a service's own metrics count it), so a second's line is
-// final as soon as that second is over and is written at the next tick.
+// appsimulator. A request counts in the second it completed (as a
+// service's own metrics count it), so a second's line is final as soon as
+// that second is over and is written at the next tick.
+//
+// The seed's simulator published one metric per request named by its
+// status code ("200", "502", "504"; curl's "000" when no response came) in
+// namespace appsimulator without dimensions, and its dashboards graph
+// those. So every metric goes out twice: without dimensions (the seed's
+// names) and with the dimension workload. Transport classes are counted
+// by their own names and also summed as TransportErrorMetric.
 type EMF struct {
 	mu       sync.Mutex
 	w        io.Writer
@@ -52,6 +64,9 @@ func (e *EMF) Request(_ *Call, s results.Sample) {
 		e.pending[sec] = c
 	}
 	c[s.Outcome]++
+	if !results.IsStatus(s.Outcome) {
+		c[TransportErrorMetric]++
+	}
 }
 
 // Bucket implements Sink (EMF lines follow completions, not buckets).
@@ -92,7 +107,8 @@ func (e *EMF) writeLocked(sec int64, counts map[string]int64) {
 		"Timestamp": time.Unix(sec, 0).UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
 			"Namespace":  EMFNamespace,
-			"Dimensions": [][]string{{"workload"}},
+			// The empty set publishes the metrics without dimensions too.
+			"Dimensions": [][]string{{"workload"}, {}},
 			"Metrics":    metrics,
 		}},
 	}
