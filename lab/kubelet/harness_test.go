@@ -312,6 +312,8 @@ type harnessConfig struct {
 	liveFrom time.Time
 	// liveDown makes /live fail from the start.
 	liveDown bool
+	// network sets pod addresses up and tears them down (nil: none).
+	network PodNetwork
 }
 
 // start runs a kubelet for node-a with the given objects (pods bound to
@@ -368,7 +370,7 @@ func start(t *testing.T, cfg harnessConfig) *harness {
 	k, err := New(h.client, Config{
 		NodeName: testNode, PodRange: netip.MustParsePrefix("127.77.0.0/24"),
 		Images: testImages(), Runtime: h.rt, Dial: dial, Clock: h.clock,
-		TimeScale: cfg.scale, Dir: t.TempDir(), Events: h.events,
+		TimeScale: cfg.scale, Dir: t.TempDir(), Events: h.events, Network: cfg.network,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -58,6 +58,9 @@ type Config struct {
 	// Dial opens connections to pods (probes, httpGet hooks); nil uses a
 	// plain dialer.
 	Dial DialFunc
+	// Network sets each pod's address up and tears it down, as the CNI
+	// plugin does with the pod sandbox; nil leaves addresses alone.
+	Network PodNetwork
 	// Clock drives every timer; nil is the real clock.
 	Clock clock.WithTicker
 	// TimeScale multiplies every duration the kubelet owns or reads from a
@@ -68,6 +71,16 @@ type Config struct {
 	// Events receives the lab events; nil discards them.
 	Events labevent.Sink
 	Log    *slog.Logger
+}
+
+// PodNetwork is the pod sandbox's network, as the CNI plugin (on EKS, the
+// VPC CNI) handles it. Up runs when a pod is given its address, before any
+// of its containers starts; Down when the sandbox is torn down: every
+// container has exited (before the final delete), or the kubelet stops with
+// the pod still on it. An address is given to a new pod only after Down.
+type PodNetwork interface {
+	Up(addr netip.Addr) error
+	Down(addr netip.Addr) error
 }
 
 // Kubelet runs one node.
@@ -253,6 +266,15 @@ func (k *Kubelet) podUpdate(ctx context.Context, obj any) {
 			return // finished before this kubelet started: nothing to run
 		}
 		ip, err := k.allocateIP(pod.UID)
+		if err == nil && k.cfg.Network != nil {
+			// A freed address answers again only now, for its new pod.
+			if err = k.cfg.Network.Up(ip); err != nil {
+				delete(k.ips, ip)
+				err = fmt.Errorf("setting up the network of pod %s/%s at %s: %w", pod.Namespace, pod.Name, ip, err)
+			} else {
+				k.emit("PodNetworkSetUp", pod.Namespace+"/"+pod.Name, "", "", map[string]any{"podIP": ip.String()})
+			}
+		}
 		if err != nil {
 			k.mu.Unlock()
 			k.recorder.Eventf(pod, corev1.EventTypeWarning, "FailedCreatePodSandBox", "%v", err)

@@ -102,6 +102,7 @@ type podWorker struct {
 	grace       time.Duration
 	lastPatch   string
 	deleted     bool
+	netDown     bool // the sandbox's network is torn down
 }
 
 func newPodWorker(k *Kubelet, pod *corev1.Pod, ip netip.Addr) *podWorker {
@@ -152,6 +153,7 @@ func (w *podWorker) send(ev workerEvent) {
 // run is the pod's whole life on this node.
 func (w *podWorker) run(ctx context.Context) {
 	defer close(w.done)
+	defer w.teardownNetwork()
 	pod := w.pod()
 	w.startTime = w.k.clock.Now()
 	if err := os.MkdirAll(w.k.podDir(pod), 0o755); err != nil {
@@ -570,6 +572,9 @@ func (w *podWorker) finished() bool {
 			return false
 		}
 	}
+	// Every container has exited: the sandbox goes, and its address with it
+	// (before the final delete, as the kubelet stops the sandbox first).
+	w.teardownNetwork()
 	select {
 	case <-w.gone:
 		w.k.emit("PodDeleted", w.key, "", "pod object removed", nil)
@@ -596,6 +601,19 @@ func (w *podWorker) finished() bool {
 	w.deleted = true
 	w.k.emit("PodDeleted", w.key, "", "final delete after all containers stopped", nil)
 	return true
+}
+
+// teardownNetwork tears the pod's address down once (see PodNetwork).
+func (w *podWorker) teardownNetwork() {
+	if w.netDown || w.k.cfg.Network == nil {
+		return
+	}
+	w.netDown = true
+	if err := w.k.cfg.Network.Down(w.ip); err != nil {
+		w.k.log.Warn("tearing down pod network", "pod", w.key, "ip", w.ip, "err", err)
+		return
+	}
+	w.k.emit("PodNetworkTornDown", w.key, "", "", map[string]any{"podIP": w.ip.String()})
 }
 
 // kill stops c as the kubelet's killContainer does: preStop within the
