@@ -2,6 +2,7 @@ package deploytest
 
 import (
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -94,5 +95,40 @@ func TestEKSFilesAgree(t *testing.T) {
 		if len(terms) != 1 || get(terms[0].(map[string]any), "tags", "karpenter.sh/discovery") != name {
 			t.Errorf("EC2NodeClass %s: %v, want the discovery tag %s", sel, terms, name)
 		}
+	}
+}
+
+// The controller's version is pinned in one place per file, and they
+// agree: the Helm chart in lbc-values.yaml and docs/eks.md, and the IAM
+// policy of the same controller release (a tag, not main: the policy
+// changes between releases).
+func TestLoadBalancerControllerVersionPinned(t *testing.T) {
+	chart := regexp.MustCompile(`--version (\d+\.\d+\.\d+)`)
+	policy := regexp.MustCompile(`aws-load-balancer-controller/(v[^/]+)/docs/install/iam_policy\.json`)
+	want := map[string]string{}
+	for _, f := range []string{"../eks/lbc-values.yaml", "../../docs/eks.md"} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, p := chart.FindAllStringSubmatch(string(b), -1), policy.FindAllStringSubmatch(string(b), -1)
+		if len(c) == 0 || len(p) == 0 {
+			t.Errorf("%s: chart version %v, IAM policy link %v; want both", f, c, p)
+			continue
+		}
+		for _, m := range append(c, p...) {
+			key := "chart"
+			if strings.HasPrefix(m[1], "v") {
+				key = "policy"
+			}
+			if w, ok := want[key]; ok && w != m[1] {
+				t.Errorf("%s: %s %s, elsewhere %s", f, key, m[1], w)
+			}
+			want[key] = m[1]
+		}
+	}
+	// Chart 1.N.P is controller v2.N.P.
+	if c, p := want["chart"], want["policy"]; c != "" && p != "v2"+strings.TrimPrefix(c, "1") {
+		t.Errorf("chart %s with the IAM policy of %s; want v2%s", c, p, strings.TrimPrefix(c, "1"))
 	}
 }
