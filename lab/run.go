@@ -50,7 +50,9 @@ type Lab struct {
 	nextIndex  int
 	nodesWG    sync.WaitGroup
 	lbc        *lbc.Controller
-	proxy      *kubeproxy.Proxy
+	// freed holds the addresses of torn-down pods: silent, as on a VPC.
+	freed netns.FreedAddrs
+	proxy *kubeproxy.Proxy
 }
 
 func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListener) error {
@@ -353,7 +355,7 @@ func (l *Lab) AddNode(ctx context.Context, spec NodeSpec) (*kubelet.Kubelet, err
 	kl, err := kubelet.New(client, kubelet.Config{
 		NodeName: spec.Name, PodRange: rng, Labels: labels, Taints: spec.Taints, Capacity: capacity,
 		Images:    append(kubelet.DefaultImages(l.cfg.PodBinary), l.cfg.Images...),
-		TimeScale: l.cfg.TimeScale, Dir: l.cp.Dir, Events: l.events, Log: l.log,
+		TimeScale: l.cfg.TimeScale, Dir: l.cp.Dir, Events: l.events, Log: l.log, Network: &l.freed,
 	})
 	if err != nil {
 		return nil, err

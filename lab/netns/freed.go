@@ -78,14 +78,15 @@ func (f *FreedAddrs) setup() error {
 	return nil
 }
 
-// Drop makes addr silent: every packet from or to it is dropped.
-func (f *FreedAddrs) Drop(addr netip.Addr) error {
+// Down makes addr silent, as the pod holding it is gone: every packet from
+// or to it is dropped.
+func (f *FreedAddrs) Down(addr netip.Addr) error {
 	return f.change(addr, true)
 }
 
-// Lift lets packets from and to addr pass again (the address goes to a new
-// pod). Lifting an address that was never dropped is not an error.
-func (f *FreedAddrs) Lift(addr netip.Addr) error {
+// Up lets packets from and to addr pass again, as the address goes to a
+// new pod. An address that was never down is not an error.
+func (f *FreedAddrs) Up(addr netip.Addr) error {
 	return f.change(addr, false)
 }
 

@@ -77,24 +77,24 @@ func freedChild(t *testing.T) {
 	// The failure mode first: a local address with nothing listening
 	// refuses at once, which is not what a VPC does with a freed address.
 	if got := dialOutcome(dead); got != "refused" {
-		t.Fatalf("before Drop: connect to %s: %s, want refused", dead, got)
+		t.Fatalf("before Down: connect to %s: %s, want refused", dead, got)
 	}
 	var f FreedAddrs
-	if err := f.Drop(netip.MustParseAddr("10.244.1.3")); err != nil {
+	if err := f.Down(netip.MustParseAddr("10.244.1.3")); err != nil {
 		t.Fatal(err)
 	}
 	if got := dialOutcome(dead); got != "timeout" {
-		t.Errorf("after Drop: connect to %s: %s, want timeout", dead, got)
+		t.Errorf("after Down: connect to %s: %s, want timeout", dead, got)
 	}
 	if got := dialOutcome(live); got != "connected" {
 		t.Errorf("a live pod's address %s: %s, want connected", live, got)
 	}
-	// Dropping twice and lifting an address never dropped are harmless.
-	if err := f.Drop(netip.MustParseAddr("10.244.1.3")); err != nil {
-		t.Errorf("second Drop: %v", err)
+	// Down twice and Up of an address never down are harmless.
+	if err := f.Down(netip.MustParseAddr("10.244.1.3")); err != nil {
+		t.Errorf("second Down: %v", err)
 	}
-	if err := f.Lift(netip.MustParseAddr("10.244.1.9")); err != nil {
-		t.Errorf("Lift of an address never dropped: %v", err)
+	if err := f.Up(netip.MustParseAddr("10.244.1.9")); err != nil {
+		t.Errorf("Up of an address never down: %v", err)
 	}
 	// The node-loss blackhole is a table of its own: setting and lifting it
 	// leaves the freed address dropped.
@@ -107,8 +107,8 @@ func freedChild(t *testing.T) {
 	if got := dialOutcome(dead); got != "timeout" {
 		t.Errorf("after a node blackhole came and went: connect to %s: %s, want timeout", dead, got)
 	}
-	// The address goes to a new pod: lifted, it answers again.
-	if err := f.Lift(netip.MustParseAddr("10.244.1.3")); err != nil {
+	// The address goes to a new pod: set up, it answers again.
+	if err := f.Up(netip.MustParseAddr("10.244.1.3")); err != nil {
 		t.Fatal(err)
 	}
 	ln2, err := net.Listen("tcp", dead)
@@ -117,9 +117,9 @@ func freedChild(t *testing.T) {
 	}
 	defer ln2.Close()
 	if got := dialOutcome(dead); got != "connected" {
-		t.Errorf("after Lift, with a new pod listening: connect to %s: %s, want connected", dead, got)
+		t.Errorf("after Up, with a new pod listening: connect to %s: %s, want connected", dead, got)
 	}
-	if err := f.Drop(netip.MustParseAddr("2001:db8::1")); err == nil {
-		t.Error("Drop of an IPv6 address: no error")
+	if err := f.Down(netip.MustParseAddr("2001:db8::1")); err == nil {
+		t.Error("Down of an IPv6 address: no error")
 	}
 }
