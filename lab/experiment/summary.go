@@ -1,0 +1,246 @@
+package experiment
+
+import (
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"zerodrop.dev/zerodrop/results"
+)
+
+// Summary is an experiment's outcome: one entry per variant.
+type Summary struct {
+	Scenario  string          `json:"scenario"`
+	Preset    string          `json:"scale"`
+	TimeScale float64         `json:"timeScale"`
+	Out       string          `json:"out"`
+	Started   time.Time       `json:"started"`
+	Finished  time.Time       `json:"finished"`
+	Variants  []VariantResult `json:"variants"`
+}
+
+// VariantResult is what users saw with one variant.
+type VariantResult struct {
+	Name string `json:"name"`
+	// Dir holds everything of the variant; Results is its results JSON,
+	// AccessLogs the ALB's access logs, Events the lab's event stream.
+	Dir        string   `json:"dir"`
+	Results    string   `json:"results"`
+	AccessLogs []string `json:"accessLogs"`
+	Events     string   `json:"events"`
+
+	Requests  int64   `json:"requests"`
+	Failed    int64   `json:"failed"`
+	ErrorRate float64 `json:"errorRate"`
+	// ALB counts the 5xx the load balancer made itself, by code.
+	ALB map[string]int64 `json:"alb"`
+	// Target5xx counts 5xx the app returned.
+	Target5xx int64 `json:"target5xx"`
+	// Transport counts requests with no HTTP answer, by class.
+	Transport map[string]int64 `json:"transport"`
+	// Windows are the disruption windows with their own counts.
+	Windows []WindowResult `json:"windows"`
+	// Checked acknowledged writes were read back; Lost were missing or
+	// older than acknowledged.
+	Checked     int64  `json:"writesChecked"`
+	Lost        int    `json:"lostWrites"`
+	Duplicates  int    `json:"duplicateWrites"`
+	VerifyError string `json:"verifyError,omitempty"`
+	// Causes and Pods say where the failures came from (the access log).
+	Causes []Cause       `json:"causes"`
+	Pods   []PodFailures `json:"pods"`
+	// CheckFindings are zerodrop check's findings on the manifests.
+	CheckFindings    []string `json:"checkFindings"`
+	PredictedWindows int      `json:"predictedWindows"`
+	StepErrors       []string `json:"stepErrors,omitempty"`
+	Duration         float64  `json:"durationSeconds"`
+}
+
+// WindowResult is one disruption window.
+type WindowResult struct {
+	Name      string  `json:"name"`
+	StartS    float64 `json:"startSeconds"`
+	EndS      float64 `json:"endSeconds"`
+	Requests  int64   `json:"requests"`
+	Failed    int64   `json:"failed"`
+	ErrorRate float64 `json:"errorRate"`
+	// Predicted is check's failure windows for the pods deleted in this
+	// window, relative to the window's start ("" when none).
+	Predicted string `json:"predicted"`
+	// Measured is the span of failed requests inside the window, relative
+	// to its start ("" when none failed).
+	Measured string `json:"measured"`
+}
+
+func summarize(name string, res *results.Result) *VariantResult {
+	vr := &VariantResult{Name: name, ALB: map[string]int64{}, Transport: map[string]int64{},
+		Requests: res.Totals.Requests, Failed: res.Totals.Errors, ErrorRate: res.Totals.ErrorRate,
+		Duration: res.Duration().Seconds()}
+	for k, n := range res.Totals.Counts {
+		switch {
+		case results.IsStatus(k) && k[0] == '5':
+			lb := res.Totals.FromLB[k]
+			if lb > 0 {
+				vr.ALB[k] += lb
+			}
+			vr.Target5xx += n - lb
+		case !results.IsStatus(k):
+			vr.Transport[k] += n
+		}
+	}
+	if v := res.Verify; v != nil {
+		vr.Checked, vr.Lost, vr.Duplicates = v.Checked, len(v.Lost), len(v.Duplicates)
+	}
+	for _, m := range res.Marks {
+		w := WindowResult{Name: m.Name, StartS: float64(m.StartMS) / 1000, EndS: float64(m.EndMS) / 1000,
+			Requests: m.Totals.Requests, Failed: m.Totals.Errors, ErrorRate: m.Totals.ErrorRate}
+		w.Predicted = span(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
+		w.Measured = span(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+		vr.Windows = append(vr.Windows, w)
+	}
+	return vr
+}
+
+// span describes the windows that start inside [from, to), relative to
+// from: "3.0–12.5s".
+func span[T any](items []T, from, to int64, bounds func(T) (int64, int64)) string {
+	lo, hi, n := int64(-1), int64(0), 0
+	for _, it := range items {
+		s, e := bounds(it)
+		if s < from || s >= to || e <= s {
+			continue
+		}
+		n++
+		if lo < 0 || s < lo {
+			lo = s
+		}
+		if e > hi {
+			hi = e
+		}
+	}
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f–%.1fs", float64(lo-from)/1000, float64(hi-from)/1000)
+}
+
+func (s *Summary) write(out string) error {
+	return writeJSON(filepath.Join(out, "summary.json"), s)
+}
+
+// WriteText prints the seed-style table: each variant side by side.
+func (s *Summary) WriteText(w io.Writer) {
+	fmt.Fprintf(w, "\nscenario %s, scale %s, time scale %g\n\n", s.Scenario, s.Preset, s.TimeScale)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	row := func(label string, f func(v VariantResult) string) {
+		fmt.Fprintf(tw, "%s\t", label)
+		for _, v := range s.Variants {
+			fmt.Fprintf(tw, "%s\t", f(v))
+		}
+		fmt.Fprintln(tw)
+	}
+	row("", func(v VariantResult) string { return v.Name })
+	row("requests", func(v VariantResult) string { return fmt.Sprint(v.Requests) })
+	row("failed", func(v VariantResult) string { return fmt.Sprint(v.Failed) })
+	row("error rate", func(v VariantResult) string { return pct(v.ErrorRate) })
+	for _, code := range []string{"502", "503", "504"} {
+		row("ALB "+code, func(v VariantResult) string { return fmt.Sprint(v.ALB[code]) })
+	}
+	row("target 5xx", func(v VariantResult) string { return fmt.Sprint(v.Target5xx) })
+	row("transport failures", func(v VariantResult) string { return fmt.Sprint(sum(v.Transport)) })
+	row("in disruption windows", func(v VariantResult) string {
+		var req, fail int64
+		for _, x := range v.Windows {
+			req, fail = req+x.Requests, fail+x.Failed
+		}
+		if req == 0 {
+			return "-"
+		}
+		return pct(float64(fail) / float64(req))
+	})
+	row("lost acknowledged writes", func(v VariantResult) string {
+		if v.VerifyError != "" {
+			return "unknown"
+		}
+		return fmt.Sprintf("%d of %d", v.Lost, v.Checked)
+	})
+	tw.Flush()
+
+	for _, v := range s.Variants {
+		if len(v.Windows) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: disruption windows (times from the window's start)\n", v.Name)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tcheck predicts\tmeasured")
+		for _, x := range v.Windows {
+			fmt.Fprintf(tw, "  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s\n", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), orDash(x.Predicted), orDash(x.Measured))
+		}
+		tw.Flush()
+	}
+	for _, v := range s.Variants {
+		if len(v.Causes) == 0 {
+			continue
+		}
+		fmt.Fprintf(w, "\n%s: where the failures came from (ALB access log; the pod's last step before the request)\n", v.Name)
+		for i, c := range v.Causes {
+			if i == 8 {
+				fmt.Fprintf(w, "  … %d more kinds in %s\n", len(v.Causes)-i, v.Results)
+				break
+			}
+			fmt.Fprintf(w, "  %6d  %s after %s\n", c.Count, c.What, c.After)
+		}
+		var pods []string
+		for i, p := range v.Pods {
+			if i == 5 {
+				break
+			}
+			pods = append(pods, fmt.Sprintf("%s (%d)", p.Pod, p.Count))
+		}
+		fmt.Fprintf(w, "  pods: %s\n", strings.Join(pods, ", "))
+	}
+	for _, v := range s.Variants {
+		for _, e := range v.StepErrors {
+			fmt.Fprintf(w, "\n%s: step failed: %s\n", v.Name, e)
+		}
+		if v.VerifyError != "" {
+			fmt.Fprintf(w, "\n%s: reading writes back failed: %s\n", v.Name, v.VerifyError)
+		}
+	}
+	names := make([]string, 0, len(s.Variants))
+	for _, v := range s.Variants {
+		names = append(names, v.Name)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(w, "\nresults, ALB access logs and lab events: %s\n", s.Out)
+	fmt.Fprintf(w, "HTML report: zerodrop report %s\n", strings.Join(resultPaths(s), " "))
+}
+
+func resultPaths(s *Summary) []string {
+	var out []string
+	for _, v := range s.Variants {
+		out = append(out, v.Results)
+	}
+	return out
+}
+
+func pct(f float64) string { return fmt.Sprintf("%.2f%%", 100*f) }
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func sum(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
