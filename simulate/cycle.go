@@ -93,7 +93,7 @@ type Point struct {
 	// keeps counting over repeated periods).
 	Step int `json:"step"`
 	// Offset is when the step starts, from the cycle's start.
-	Offset time.Duration `json:"offset"`
+	Offset time.Duration `json:"offset_ns"`
 	// Demand is the profile's value at Offset, clamped to [0,1].
 	Demand float64 `json:"demand"`
 	// Replicas is the app's wanted replicas.
