@@ -10,11 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"sigs.k8s.io/yaml"
 )
 
 // The lab is booted once for the dry-run tests, by the first that needs it.
@@ -118,41 +121,188 @@ func (l *lab) kubectl(args ...string) (string, error) {
 	return string(out), err
 }
 
-// The namespace must exist for a dry-run of the objects in it: a dry-run
-// creates nothing, not even the Namespace of the same apply.
-func ensureNamespace(t *testing.T, l *lab) {
+// ensureNamespace creates a namespace for real: a dry-run creates nothing,
+// not even the Namespace of the same apply, and the objects in it need it.
+func ensureNamespace(t *testing.T, l *lab, ns string) {
 	t.Helper()
-	out, err := l.kubectl("create", "namespace", "zerodrop", "--save-config")
+	out, err := l.kubectl("create", "namespace", ns, "--save-config")
 	if err != nil && !strings.Contains(out, "AlreadyExists") {
-		t.Fatalf("kubectl create namespace zerodrop: %v\n%s", err, out)
+		t.Fatalf("kubectl create namespace %s: %v\n%s", ns, err, out)
 	}
 }
 
-// Every overlay is accepted by the real kube-apiserver (v1.34): schema,
-// defaulting, validation and admission, with field validation strict, so
-// a misspelt field fails too.
+// rendered is one object of a kustomize build.
+type rendered struct{ kind, name, namespace string }
+
+// render builds a kustomization with the lab's kubectl and lists its
+// objects.
+func render(t *testing.T, l *lab, dir string) []rendered {
+	t.Helper()
+	out, err := l.kubectl("kustomize", dir)
+	if err != nil {
+		t.Fatalf("kubectl kustomize %s: %v\n%s", dir, err, out)
+	}
+	var objs []rendered
+	for _, doc := range strings.Split(out, "\n---\n") {
+		var m map[string]any
+		if err := yaml.Unmarshal([]byte(doc), &m); err != nil {
+			t.Fatalf("kubectl kustomize %s: %v", dir, err)
+		}
+		if m == nil {
+			continue
+		}
+		name, _ := get(m, "metadata", "name").(string)
+		ns, _ := get(m, "metadata", "namespace").(string)
+		kind, _ := m["kind"].(string)
+		objs = append(objs, rendered{kind, name, ns})
+	}
+	return objs
+}
+
+// Every kustomization under deploy/ (the overlays, the load sessions, the
+// trial PostgreSQL, the simulator once it is there) is accepted by the
+// real kube-apiserver (v1.34): schema, defaulting, validation and
+// admission, with field validation strict, so a misspelt field fails too.
 func TestServerSideDryRun(t *testing.T) {
 	l := bootLab(t)
-	ensureNamespace(t, l)
-	for _, overlay := range []string{"../overlays/before", "../overlays/after"} {
-		t.Run(filepath.Base(overlay), func(t *testing.T) {
-			out, err := l.kubectl("apply", "--dry-run=server", "--validate=strict", "-k", overlay)
-			if err != nil {
-				t.Fatalf("kubectl apply --dry-run=server -k %s: %v\n%s", overlay, err, out)
-			}
-			for _, obj := range []string{"namespace/zerodrop", "deployment.apps/logistics", "service/logistics", "ingress.networking.k8s.io/logistics"} {
-				if !strings.Contains(out, obj) {
-					t.Errorf("kubectl apply -k %s: no %s in\n%s", overlay, obj, out)
+	dirs := kustomizeDirs(t)
+	for _, want := range []string{"overlays/before", "overlays/after", "load", "postgres"} {
+		if !slices.Contains(dirs, want) {
+			t.Errorf("no kustomization deploy/%s", want)
+		}
+	}
+	for _, dir := range dirs {
+		t.Run(dir, func(t *testing.T) {
+			path := filepath.Join(deployRoot, dir)
+			objs := render(t, l, path)
+			namespaces := map[string]bool{}
+			for _, o := range objs {
+				if o.kind == "Namespace" {
+					namespaces[o.name] = true
+				} else if o.namespace != "" {
+					namespaces[o.namespace] = true
 				}
 			}
-			if overlay == "../overlays/after" && !strings.Contains(out, "poddisruptionbudget.policy/logistics") {
-				t.Errorf("kubectl apply -k %s: no PodDisruptionBudget in\n%s", overlay, out)
+			for ns := range namespaces {
+				ensureNamespace(t, l, ns)
+			}
+			out, err := l.kubectl("apply", "--dry-run=server", "--validate=strict", "-k", path)
+			if err != nil {
+				t.Fatalf("kubectl apply --dry-run=server -k deploy/%s: %v\n%s", dir, err, out)
+			}
+			// One line per object: "<resource>/<name> created (server dry run)".
+			if got := strings.Count(out, "(server dry run)"); got != len(objs) {
+				t.Errorf("kubectl apply -k deploy/%s: %d objects accepted, kustomize renders %d:\n%s", dir, got, len(objs), out)
+			}
+			for _, o := range objs {
+				if !strings.Contains(out, "/"+o.name+" ") {
+					t.Errorf("kubectl apply -k deploy/%s: no %s %s in\n%s", dir, o.kind, o.name, out)
+				}
+			}
+			switch dir {
+			case "overlays/before", "overlays/after":
+				for _, obj := range []string{"namespace/zerodrop", "deployment.apps/logistics", "service/logistics", "ingress.networking.k8s.io/logistics"} {
+					if !strings.Contains(out, obj) {
+						t.Errorf("kubectl apply -k deploy/%s: no %s in\n%s", dir, obj, out)
+					}
+				}
+				if dir == "overlays/after" && !strings.Contains(out, "poddisruptionbudget.policy/logistics") {
+					t.Errorf("kubectl apply -k deploy/%s: no PodDisruptionBudget in\n%s", dir, out)
+				}
 			}
 			// Nothing was created.
-			if out, err := l.kubectl("get", "deployment", "-n", "zerodrop", "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
-				t.Errorf("after a dry-run, deployments in zerodrop: %q, %v; want none", out, err)
+			for ns := range namespaces {
+				if out, err := l.kubectl("get", "deployments,statefulsets,secrets,serviceaccounts", "-n", ns, "-o", "name"); err != nil || strings.Contains(out, "deployment") || strings.Contains(out, "statefulset") || strings.Contains(out, "zerodrop-db") {
+					t.Errorf("after a dry-run, in %s: %q, %v; want none of ours", ns, out, err)
+				}
 			}
 		})
+	}
+}
+
+// crdsFromModules are the CRDs the lab does not install that a module of
+// go.mod carries, by API group: installed for real before the dry-run of
+// manifests of that group.
+var crdsFromModules = map[string]struct{ module, dir string }{
+	"karpenter.sh": {"sigs.k8s.io/karpenter", "pkg/apis/crds"},
+}
+
+// noCRDHere are the API groups of deploy/ manifests whose CRDs neither the
+// lab nor a module of go.mod carries: the dry-run cannot check them, and
+// this list says so instead of skipping them without a word.
+var noCRDHere = map[string]string{
+	"karpenter.k8s.aws": "EC2NodeClass's CRD is in github.com/aws/karpenter-provider-aws, not in go.mod",
+}
+
+// installCRDs applies the CRDs of a module in the module cache to the lab.
+func installCRDs(t *testing.T, l *lab, group string) {
+	t.Helper()
+	src := crdsFromModules[group]
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", src.module).Output()
+	dir := strings.TrimSpace(string(out))
+	if err != nil || dir == "" {
+		t.Fatalf("go list -m %s: %v (%q); the module is in go.mod, run go mod download", src.module, err, out)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, src.dir, group+"_*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no %s CRDs in %s: %v", group, filepath.Join(dir, src.dir), err)
+	}
+	for _, f := range files {
+		// Server-side: the CRDs are too large for the last-applied annotation.
+		if out, err := l.kubectl("apply", "--server-side", "--force-conflicts", "-f", f); err != nil {
+			t.Fatalf("installing %s: %v\n%s", f, err, out)
+		}
+		name, _ := get(readDocs(t, f)[0], "metadata", "name").(string)
+		if out, err := l.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/"+name); err != nil {
+			t.Fatalf("waiting for CRD %s: %v\n%s", name, err, out)
+		}
+	}
+}
+
+// The manifests under deploy/ that no kustomization includes (the
+// Karpenter NodePool and EC2NodeClass in deploy/eks/) are dry-run one
+// document at a time, after the CRDs of their group are installed.
+func TestServerSideDryRunPlainManifests(t *testing.T) {
+	l := bootLab(t)
+	files := plainManifests(t)
+	if !slices.Contains(files, "eks/nodepool.yaml") {
+		t.Errorf("plain manifests %v: want eks/nodepool.yaml among them", files)
+	}
+	installed := map[string]bool{}
+	for _, f := range files {
+		for i, doc := range readDocs(t, filepath.Join(deployRoot, f)) {
+			apiVersion, _ := doc["apiVersion"].(string)
+			group, _, ok := strings.Cut(apiVersion, "/")
+			if !ok {
+				group = ""
+			}
+			name := fmt.Sprintf("%s#%d_%v", f, i+1, doc["kind"])
+			t.Run(name, func(t *testing.T) {
+				if why, ok := noCRDHere[group]; ok {
+					t.Logf("deploy/%s: %v %v not dry-run: %s", f, doc["kind"], get(doc, "metadata", "name"), why)
+					return
+				}
+				if _, ok := crdsFromModules[group]; ok && !installed[group] {
+					installCRDs(t, l, group)
+					installed[group] = true
+				}
+				if ns, _ := get(doc, "metadata", "namespace").(string); ns != "" {
+					ensureNamespace(t, l, ns)
+				}
+				b, err := yaml.Marshal(doc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				path := filepath.Join(t.TempDir(), "doc.yaml")
+				if err := os.WriteFile(path, b, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				out, err := l.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", path)
+				if err != nil || !strings.Contains(out, "(server dry run)") {
+					t.Fatalf("kubectl apply --dry-run=server deploy/%s document %d: %v\n%s", f, i+1, err, out)
+				}
+			})
+		}
 	}
 }
 
@@ -160,7 +310,7 @@ func TestServerSideDryRun(t *testing.T) {
 // a misspelt field and a value the API server rejects.
 func TestServerSideDryRunRejects(t *testing.T) {
 	l := bootLab(t)
-	ensureNamespace(t, l)
+	ensureNamespace(t, l, "zerodrop")
 	after, err := filepath.Abs("../overlays/after")
 	if err != nil {
 		t.Fatal(err)
@@ -189,6 +339,58 @@ patches:
 			out, err := l.kubectl("apply", "--dry-run=server", "--validate=strict", "-k", dir)
 			if err == nil || !strings.Contains(out, tc.want) {
 				t.Fatalf("dry-run of a broken Deployment: err %v, output %q; want a failure naming %q", err, out, tc.want)
+			}
+		})
+	}
+}
+
+// The NodePool's dry-run can fail too: with Karpenter's CRD installed, the
+// API server checks the custom resource against its schema (a misspelt
+// field) and its validation rules (a requirement operator it does not
+// know).
+func TestServerSideDryRunRejectsABrokenNodePool(t *testing.T) {
+	l := bootLab(t)
+	installCRDs(t, l, "karpenter.sh")
+	var pool map[string]any
+	for _, d := range readDocs(t, filepath.Join(deployRoot, "eks/nodepool.yaml")) {
+		if d["kind"] == "NodePool" {
+			pool = d
+		}
+	}
+	if pool == nil {
+		t.Fatal("no NodePool in deploy/eks/nodepool.yaml")
+	}
+	for _, tc := range []struct {
+		name   string
+		mutate func(spec map[string]any)
+		want   string
+	}{
+		{"unknown field", func(spec map[string]any) { spec["requirement"] = spec["requirements"] }, "unknown field"},
+		{"invalid operator", func(spec map[string]any) {
+			reqs := spec["requirements"].([]any)
+			reqs[0].(map[string]any)["operator"] = "Within"
+		}, "operator"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := yaml.Marshal(pool)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var broken map[string]any // a deep copy
+			if err := yaml.Unmarshal(b, &broken); err != nil {
+				t.Fatal(err)
+			}
+			tc.mutate(get(broken, "spec", "template", "spec").(map[string]any))
+			if b, err = yaml.Marshal(broken); err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(t.TempDir(), "nodepool.yaml")
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := l.kubectl("apply", "--dry-run=server", "--validate=strict", "-f", path)
+			if err == nil || !strings.Contains(out, tc.want) {
+				t.Fatalf("dry-run of a broken NodePool: err %v, output %q; want a failure naming %q", err, out, tc.want)
 			}
 		})
 	}
