@@ -106,7 +106,7 @@ func (e *EMF) writeLocked(sec int64, counts map[string]int64) {
 	doc["_aws"] = map[string]any{
 		"Timestamp": time.Unix(sec, 0).UnixMilli(),
 		"CloudWatchMetrics": []any{map[string]any{
-			"Namespace":  EMFNamespace,
+			"Namespace": EMFNamespace,
 			// The empty set publishes the metrics without dimensions too.
 			"Dimensions": [][]string{{"workload"}, {}},
 			"Metrics":    metrics,
