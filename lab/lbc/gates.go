@@ -165,11 +165,14 @@ func (c *Controller) ensureBinding(ctx context.Context, group string, tg *target
 		"metadata": map[string]any{"name": tg.name, "namespace": tg.namespace,
 			"labels": map[string]any{StackLabel: strings.ReplaceAll(group, "/", ".")}},
 		"spec": map[string]any{
-			"targetGroupARN": "arn:aws:elasticloadbalancing:lab:000000000000:targetgroup/" + tg.name + "/lab",
+			"targetGroupARN": TargetGroupARN(tg.name),
 			"targetType":     targetType,
 			"serviceRef":     map[string]any{"name": tg.service, "port": port},
 		},
 	}}
+	if tg.multiCluster {
+		_ = unstructured.SetNestedField(obj.Object, true, "spec", "multiClusterTargetGroup")
+	}
 	res := c.cfg.Dynamic.Resource(TargetGroupBindingResource).Namespace(tg.namespace)
 	_, err := res.Create(ctx, obj, metav1.CreateOptions{})
 	if apierrors.IsAlreadyExists(err) {
@@ -182,9 +185,9 @@ func (c *Controller) ensureBinding(ctx context.Context, group string, tg *target
 	return nil
 }
 
-// syncGates sets each gated pod's readiness-gate condition from its target's
-// health on the ALB: True once healthy.
-func (c *Controller) syncGates(ctx context.Context, g *group, tg *targetGroup, targets map[string]Target) {
+// syncGates sets each gated pod's readiness-gate condition cond (the gate
+// of one binding) from its target's health on the ALB: True once healthy.
+func (c *Controller) syncGates(ctx context.Context, g *group, tg *targetGroup, cond corev1.PodConditionType, targets map[string]Target) {
 	if len(targets) == 0 {
 		return
 	}
@@ -196,7 +199,6 @@ func (c *Controller) syncGates(ctx context.Context, g *group, tg *targetGroup, t
 	for _, d := range health.TargetHealthDescriptions {
 		state[d.Target.String()] = d.TargetHealth
 	}
-	cond := corev1.PodConditionType(GatePrefix + tg.name)
 	for addr, t := range targets {
 		if t.Pod == "" {
 			continue

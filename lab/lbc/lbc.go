@@ -31,6 +31,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/scheme"
@@ -55,7 +56,23 @@ const (
 	// annotation's weights takes to become a ModifyRule call: about 70 s was
 	// observed (seed 004), longer under API throttling.
 	DefaultModifyRuleLag = 70 * time.Second
+	// DefaultTargetConnectTimeout is how long an ALB waits for a target to
+	// accept a connection before it answers 504 (10 s on AWS, not
+	// configurable there).
+	DefaultTargetConnectTimeout = 10 * time.Second
 )
+
+// MultiClusterAnnotation on an Ingress puts its target groups in the
+// controller's multi-cluster mode: each TargetGroupBinding of such a
+// target group manages only its own targets, so another binding may add
+// its Service's targets to it.
+const MultiClusterAnnotation = "alb.ingress.kubernetes.io/multi-cluster-target-group"
+
+// HostnameDomain ends every ALB's DNS-like name in the Ingress status. The
+// lab runs no DNS: the name is there because the controller writes one,
+// and it is under .invalid (RFC 6761) so that it never resolves to
+// something else; the address to use is the status's ip and port.
+const HostnameDomain = "elb.lab.zerodrop.invalid"
 
 // GroupAnnotation puts several Ingresses behind one ALB.
 const GroupAnnotation = "alb.ingress.kubernetes.io/group.name"
@@ -76,6 +93,10 @@ type Config struct {
 	// ModifyRuleLag is the delay from a weight change in an actions
 	// annotation to the ModifyRule call (the ALB adds Propagation).
 	ModifyRuleLag time.Duration
+	// TargetConnectTimeout bounds an ALB's connect to a target (default
+	// 10 s, scaled by TimeScale by the ALB): a target that does not answer
+	// in time, such as a deleted pod's silent address, costs a 504.
+	TargetConnectTimeout time.Duration
 	// Address gives each new ALB its address inside the lab network.
 	Address func() (netip.Addr, error)
 	// Expose makes an ALB reachable from the host and returns that
@@ -96,10 +117,15 @@ type Controller struct {
 	cfg      Config
 	recorder record.EventRecorder
 	factory  informers.SharedInformerFactory
+	// bindings watches TargetGroupBindings (nil without Config.Dynamic).
+	bindings cache.SharedIndexInformer
 	kick     chan struct{}
 
 	mu     sync.Mutex
 	groups map[string]*group
+	// warned is the last Warning each user binding got (namespace/name),
+	// so a standing problem is reported once, not on every reconcile.
+	warned map[string]string
 }
 
 type group struct {
@@ -121,6 +147,12 @@ type targetGroup struct {
 	servicePort                        string
 	nodePort                           int32           // instance mode: targets are the nodes on this port
 	intended                           map[string]bool // registered or about to be
+	// multiCluster: the Ingress asked for the controller's multi-cluster
+	// mode, so user bindings may share the target group.
+	multiCluster bool
+	// users are the user-made TargetGroupBindings bound to this target
+	// group, as of the last reconcile.
+	users []*userBinding
 }
 
 // New makes the controller twin; Run starts it.
@@ -140,6 +172,9 @@ func New(cfg Config) *Controller {
 	if cfg.ModifyRuleLag == 0 {
 		cfg.ModifyRuleLag = DefaultModifyRuleLag
 	}
+	if cfg.TargetConnectTimeout == 0 {
+		cfg.TargetConnectTimeout = DefaultTargetConnectTimeout
+	}
 	if cfg.Events == nil {
 		cfg.Events = labevent.Discard{}
 	}
@@ -152,7 +187,7 @@ func New(cfg Config) *Controller {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), groups: map[string]*group{}}
+	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), groups: map[string]*group{}, warned: map[string]string{}}
 }
 
 // after runs f in its own goroutine once d has passed on the controller's
@@ -197,6 +232,16 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	c.factory.Start(ctx.Done())
 	c.factory.WaitForCacheSync(ctx.Done())
+	if c.cfg.Dynamic != nil {
+		dyn := dynamicinformer.NewDynamicSharedInformerFactory(c.cfg.Dynamic, 0)
+		c.bindings = dyn.ForResource(TargetGroupBindingResource).Informer()
+		if _, err := c.bindings.AddEventHandler(handler); err != nil {
+			return fmt.Errorf("load balancer controller: %w", err)
+		}
+		dyn.Start(ctx.Done())
+		dyn.WaitForCacheSync(ctx.Done())
+		defer dyn.Shutdown()
+	}
 	defer c.closeAll()
 	// The controller re-checks every 15 s even without events.
 	resync := c.cfg.Clock.NewTicker(c.scaled(15 * time.Second))
@@ -335,12 +380,8 @@ func (c *Controller) reconcile(ctx context.Context) {
 		if len(problems) > 0 {
 			// The model does not build: the ALB keeps its last good
 			// configuration (none, for a new group), while targets keep
-			// following the endpoints as the TargetGroupBinding reconciler does.
-			if g, exists := c.groups[name]; exists {
-				for _, tg := range g.tgs {
-					c.syncTargets(g, tg)
-				}
-			}
+			// following the endpoints as the TargetGroupBinding reconciler
+			// does (below).
 			continue
 		}
 		if err := c.ensureGroup(ctx, name, ings, model, ingObjs); err != nil {
@@ -356,6 +397,12 @@ func (c *Controller) reconcile(ctx context.Context) {
 		if _, ok := groups[name]; !ok {
 			c.closeGroup(g)
 			delete(c.groups, name)
+		}
+	}
+	c.bindUserTGBs(ctx)
+	for _, g := range c.groups {
+		for _, tg := range g.tgs {
+			c.syncTargets(g, tg)
 		}
 	}
 }
@@ -379,6 +426,7 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 		cfg.Name = cfg.Name[:32]
 	}
 	cfg.ControlPlaneLatency.Default = alb.Duration(c.cfg.Propagation)
+	cfg.ConnectTimeout = alb.Duration(c.cfg.TargetConnectTimeout)
 	tgs := map[string]*targetGroup{}
 	tgKey := map[string]string{} // ns/svc:port -> tg name
 	for _, tg := range model.TargetGroups {
@@ -422,7 +470,8 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 			Algorithm:           tg.Attributes.Algorithm.Value,
 		})
 		cfg.IdleTimeout = alb.Duration(tg.LB.IdleTimeout.Value)
-		tgs[n] = &targetGroup{name: n, namespace: ns, service: tg.ServiceName, portName: portName, servicePort: tg.ServicePort, nodePort: nodePort, intended: map[string]bool{}}
+		tgs[n] = &targetGroup{name: n, namespace: ns, service: tg.ServiceName, portName: portName, servicePort: tg.ServicePort, nodePort: nodePort, intended: map[string]bool{},
+			multiCluster: tg.Ingress.Annotations[MultiClusterAnnotation] == "true"}
 		tgKey[ns+"/"+tg.ServiceName+":"+tg.ServicePort] = n
 	}
 	priority := 0
@@ -501,7 +550,6 @@ func (c *Controller) ensureGroup(ctx context.Context, name string, ings []*manif
 				c.cfg.Log.Warn("target group binding", "err", err)
 			}
 		}
-		c.syncTargets(g, tg)
 	}
 	return nil
 }
@@ -684,9 +732,10 @@ func (c *Controller) updateStatus(ctx context.Context, ing *networkingv1.Ingress
 	}
 	host, portStr, _ := net.SplitHostPort(addr)
 	port, _ := strconv.Atoi(portStr)
-	want := []networkingv1.IngressLoadBalancerIngress{{IP: host, Ports: []networkingv1.IngressPortStatus{{Port: int32(port), Protocol: corev1.ProtocolTCP}}}}
+	hostname := Hostname(g.name)
+	want := []networkingv1.IngressLoadBalancerIngress{{IP: host, Hostname: hostname, Ports: []networkingv1.IngressPortStatus{{Port: int32(port), Protocol: corev1.ProtocolTCP}}}}
 	cur := ing.Status.LoadBalancer.Ingress
-	if len(cur) == 1 && cur[0].IP == host && len(cur[0].Ports) == 1 && cur[0].Ports[0].Port == int32(port) {
+	if len(cur) == 1 && cur[0].IP == host && cur[0].Hostname == hostname && len(cur[0].Ports) == 1 && cur[0].Ports[0].Port == int32(port) {
 		return
 	}
 	upd := ing.DeepCopy()
@@ -719,6 +768,24 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 	for _, t := range targets {
 		desired[t.Addr] = t
 	}
+	// User bindings sharing the target group add their Service's targets;
+	// each owns its own (the controller's multi-cluster mode).
+	userTargets := make([]map[string]Target, len(tg.users))
+	for i, u := range tg.users {
+		userTargets[i] = map[string]Target{}
+		ts := c.instanceTargets(u.nodePort)
+		if u.nodePort == 0 {
+			uslices, _ := c.factory.Discovery().V1().EndpointSlices().Lister().EndpointSlices(u.namespace).List(
+				labels.SelectorFromSet(labels.Set{discoveryv1.LabelServiceName: u.service}))
+			ts = IPTargets(uslices, u.portName, pods, nodes)
+		}
+		for _, t := range ts {
+			userTargets[i][t.Addr] = t
+			if _, dup := desired[t.Addr]; !dup {
+				desired[t.Addr] = t
+			}
+		}
+	}
 	var add, remove []alb.TargetDescription
 	for addr := range desired {
 		if !tg.intended[addr] {
@@ -733,7 +800,14 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 		}
 	}
 	if tg.nodePort == 0 {
-		c.syncGates(context.Background(), g, tg, desired)
+		own := map[string]Target{}
+		for _, t := range targets {
+			own[t.Addr] = t
+		}
+		c.syncGates(context.Background(), g, tg, corev1.PodConditionType(GatePrefix+tg.name), own)
+		for i, u := range tg.users {
+			c.syncGates(context.Background(), g, tg, u.gate, userTargets[i])
+		}
 	}
 	delay := c.scaled(c.cfg.ReconcileLag + c.cfg.APILatency)
 	lb := g.lb
