@@ -31,14 +31,23 @@ func init() {
 func newLabCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "lab",
-		Short: "A local Kubernetes cluster: the real control plane, pods as real processes",
-		Long: `zerodrop lab runs the real Kubernetes control plane (etcd, kube-apiserver,
-kube-controller-manager, kube-scheduler) with kubelet twins whose pods are real
-processes, inside a network namespace of its own (Linux; root, or an
-unprivileged user namespace). Use it with zerodrop kubectl.`,
+		Short: "The seed's experiment on one machine: before vs after, on a real Kubernetes control plane",
+		Long: `zerodrop lab with no arguments runs the main job: it boots a lab (the real
+Kubernetes control plane, kubelet twins whose pods are real processes, the AWS
+Load Balancer Controller and ALB twins, inside a network namespace of its own;
+Linux, root or an unprivileged user namespace), applies the seed's broken
+setup ("before") and the corrected one ("after"), runs the scale-down scenario
+under load on each, and prints side by side what users saw.
+
+The subcommands run a lab by hand (up, down, status, kill-node, drain, ...) or
+a scenario on your own manifests (run).`,
+		Args: cobra.NoArgs,
 	}
+	exp := &experimentFlags{}
+	exp.register(cmd.Flags())
+	cmd.RunE = runDefaultExperiment(exp)
 	cmd.PersistentFlags().String("dir", dirDefault(), "lab directory (env ZERODROP_LAB_DIR)")
-	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabNetnsCmd(), newLabComponentCmd(),
+	cmd.AddCommand(newLabUpCmd(), newLabDownCmd(), newLabStatusCmd(), newLabNetnsCmd(), newLabComponentCmd(), newLabRunCmd(),
 		newLabKillNodeCmd(), newLabAddNodeCmd(), newLabDrainCmd(), newLabExecCmd(), newLabTargetHealthCmd())
 	return cmd
 }

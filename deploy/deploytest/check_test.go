@@ -47,9 +47,10 @@ func TestCheckBeforeHasTheSeedsProblems(t *testing.T) {
 	}
 	got := ruleIDs(r, "")
 	for _, id := range []string{
-		"ZD001", // no readiness probe
 		"ZD006", // stops accepting at the delete, no preStop, no delay
-		"ZD004", // the ALB health-checks "/", a user path
+		"ZD004", // the ALB health-checks a user path
+		"ZD011", // ip targets without the readiness-gate label
+		"ZD012", // success codes 200-301
 		"ZD014", // default 300 s deregistration delay
 		"ZD019", // no PodDisruptionBudget
 	} {

@@ -255,6 +255,9 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 		res.Events = append(res.Events, e.ev)
 	}
 	r.addSeries(res, samples)
+	if res.Config == nil {
+		res.Config = map[string]string{}
+	}
 	for k, v := range r.s.config {
 		res.Config[k] = v
 	}

@@ -242,6 +242,7 @@ func (r *running) startReplicas() int {
 func (r *running) waitServing(ctx context.Context, n int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
+	lastSaid := time.Now()
 	for {
 		ready, _, err := r.readyPods(ctx)
 		if err == nil {
@@ -259,6 +260,10 @@ func (r *running) waitServing(ctx context.Context, n int, timeout time.Duration)
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("not serving after %s: %s", timeout, last)
+		}
+		if time.Since(lastSaid) >= 5*time.Second {
+			r.say("wait", "%s", last)
+			lastSaid = time.Now()
 		}
 		select {
 		case <-ctx.Done():
