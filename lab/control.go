@@ -51,7 +51,11 @@ func (l *Lab) serveControl(ctx context.Context, path string) (io.Closer, error) 
 				return
 			}
 		}
-		kl, err := l.AddNode(context.Background(), spec)
+		ctx := l.nodeCtx
+		if ctx == nil {
+			ctx = context.Background()
+		}
+		kl, err := l.AddNode(ctx, spec)
 		if err != nil {
 			writeError(w, 409, err)
 			return

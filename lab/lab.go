@@ -64,6 +64,8 @@ type Config struct {
 	LBAPILatency   time.Duration `json:"lbAPILatency"`
 	LBPropagation  time.Duration `json:"lbPropagation"`
 	LBModifyRule   time.Duration `json:"lbModifyRuleLag"`
+	// Karpenter runs the real Karpenter with the lab cloud provider.
+	Karpenter KarpenterConfig `json:"karpenter"`
 	// JSON makes progress lines JSON objects.
 	JSON bool `json:"-"`
 }
@@ -139,7 +141,7 @@ func (c *Config) defaults() error {
 	if c.NodePods == 0 {
 		c.NodePods = 110
 	}
-	return nil
+	return c.Karpenter.defaults()
 }
 
 // State is what a running lab records in DIR/state.json.

@@ -52,7 +52,10 @@ type Lab struct {
 	lbc        *lbc.Controller
 	// freed holds the addresses of torn-down pods: silent, as on a VPC.
 	freed netns.FreedAddrs
-	proxy *kubeproxy.Proxy
+	// nodeCtx bounds the life of every node, those added through the
+	// control socket included.
+	nodeCtx context.Context
+	proxy   *kubeproxy.Proxy
 }
 
 func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListener) error {
@@ -129,6 +132,7 @@ type node struct {
 	cancel  context.CancelFunc
 	lost    bool
 	rng     netip.Prefix
+	spec    NodeSpec
 }
 
 // APIServerInside is the API server's address inside the lab network.
@@ -202,6 +206,7 @@ func Run(ctx context.Context, dir string, jsonOut bool, out io.Writer) error {
 		return err
 	}
 	nodeCtx, stopNodes := context.WithCancel(context.Background())
+	l.nodeCtx = nodeCtx
 	defer func() {
 		stopNodes()
 		l.nodesWG.Wait()
@@ -227,6 +232,12 @@ func Run(ctx context.Context, dir string, jsonOut bool, out io.Writer) error {
 		return err
 	}
 	defer ctl.Close()
+	// Karpenter (its cloud provider uses the control socket) stops first,
+	// so it does not react to the nodes stopping.
+	defer l.stopKarpenter()
+	if err := l.startKarpenter(nodeCtx); err != nil {
+		return err
+	}
 	p.say("ready", "lab ready", map[string]any{"apiServerInside": APIServerInside})
 	fmt.Fprintln(readyPipe, readyLine)
 	readyPipe.Close()
@@ -316,6 +327,9 @@ type NodeSpec struct {
 	CPU    string            `json:"cpu,omitempty"`
 	Memory string            `json:"memory,omitempty"`
 	Pods   int               `json:"pods,omitempty"`
+	// ProviderID is the Node's spec.providerID (lab://NAME for nodes the
+	// lab cloud provider launches for Karpenter).
+	ProviderID string `json:"providerID,omitempty"`
 }
 
 // AddNode starts a kubelet twin for a new node and waits until it has
@@ -353,7 +367,7 @@ func (l *Lab) AddNode(ctx context.Context, spec NodeSpec) (*kubelet.Kubelet, err
 		labels[k] = v
 	}
 	kl, err := kubelet.New(client, kubelet.Config{
-		NodeName: spec.Name, PodRange: rng, Labels: labels, Taints: spec.Taints, Capacity: capacity,
+		NodeName: spec.Name, PodRange: rng, Labels: labels, Taints: spec.Taints, Capacity: capacity, ProviderID: spec.ProviderID,
 		Images:    append(kubelet.DefaultImages(l.cfg.PodBinary), l.cfg.Images...),
 		TimeScale: l.cfg.TimeScale, Dir: l.cp.Dir, Events: l.events, Log: l.log, Network: &l.freed,
 	})
@@ -361,7 +375,7 @@ func (l *Lab) AddNode(ctx context.Context, spec NodeSpec) (*kubelet.Kubelet, err
 		return nil, err
 	}
 	nctx, cancel := context.WithCancel(ctx)
-	n := &node{index: index, kubelet: kl, cancel: cancel, rng: rng}
+	n := &node{index: index, kubelet: kl, cancel: cancel, rng: rng, spec: spec}
 	l.mu.Lock()
 	l.nodes[spec.Name] = n
 	l.mu.Unlock()
@@ -490,6 +504,9 @@ type NodeInfo struct {
 	IP       string `json:"ip"`
 	PodRange string `json:"podRange"`
 	Lost     bool   `json:"lost"`
+	// ProviderID and Labels are the node's as it was added.
+	ProviderID string            `json:"providerID,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 }
 
 // ComponentInfo describes a control-plane process for status.
@@ -520,7 +537,8 @@ func (l *Lab) Status() Status {
 		s.Components = append(s.Components, ComponentInfo{Name: c.name, PID: c.proc.Pid(), Running: running})
 	}
 	for name, n := range l.nodes {
-		s.Nodes = append(s.Nodes, NodeInfo{Name: name, IP: n.kubelet.NodeIP().String(), PodRange: n.rng.String(), Lost: n.lost})
+		s.Nodes = append(s.Nodes, NodeInfo{Name: name, IP: n.kubelet.NodeIP().String(), PodRange: n.rng.String(), Lost: n.lost,
+			ProviderID: n.spec.ProviderID, Labels: n.spec.Labels})
 	}
 	sort.Slice(s.Nodes, func(i, j int) bool { return s.Nodes[i].Name < s.Nodes[j].Name })
 	return s

@@ -19,6 +19,7 @@ import (
 	"zerodrop.dev/zerodrop/alb"
 	"zerodrop.dev/zerodrop/lab"
 	"zerodrop.dev/zerodrop/lab/controlplane/components"
+	"zerodrop.dev/zerodrop/lab/karpenter"
 	"zerodrop.dev/zerodrop/lab/lbc"
 	"zerodrop.dev/zerodrop/lab/rollouts"
 )
@@ -26,6 +27,7 @@ import (
 func init() {
 	register(newLabCmd)
 	lab.RolloutsController = rollouts.Start
+	lab.KarpenterCRDs = karpenter.InstallCRDs
 }
 
 func newLabCmd() *cobra.Command {
@@ -66,7 +68,7 @@ func labDir(cmd *cobra.Command) string {
 
 func newLabUpCmd() *cobra.Command {
 	var cfg lab.Config
-	var output, imagesFile string
+	var output, imagesFile, instanceTypesFile string
 	cmd := &cobra.Command{
 		Use:   "up",
 		Short: "Start a lab and stay in the foreground (Ctrl-C stops it)",
@@ -89,6 +91,16 @@ func newLabUpCmd() *cobra.Command {
 					return withExitCode(2, err)
 				}
 				cfg.Images = images
+			}
+			if instanceTypesFile != "" {
+				if !cfg.Karpenter.Enabled {
+					return withExitCode(2, fmt.Errorf("--karpenter-instance-types needs --karpenter"))
+				}
+				types, err := lab.ReadInstanceTypes(instanceTypesFile)
+				if err != nil {
+					return withExitCode(2, fmt.Errorf("--karpenter-instance-types %s: %w", instanceTypesFile, err))
+				}
+				cfg.Karpenter.InstanceTypes = types
 			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
@@ -120,6 +132,12 @@ func newLabUpCmd() *cobra.Command {
 	f.DurationVar(&cfg.LBModifyRule, "lb-modify-rule-lag", lbc.DefaultModifyRuleLag, "load balancer controller: from a weight change in an actions annotation to ModifyRule (seed 004: ~70s; before time scale)")
 	f.StringVar(&cfg.PodBinary, "pod-binary", os.Getenv("ZERODROP_POD_BIN"), "binary the zerodrop image runs in pods (default: this one; the slim build, go build -tags nolab, starts faster; env ZERODROP_POD_BIN)")
 	f.StringVar(&imagesFile, "images", "", "YAML or JSON list of extra image mappings (match, entrypoint, cmd, files)")
+	f.BoolVar(&cfg.Karpenter.Enabled, "karpenter", false, "run the real Karpenter with the lab cloud provider (NodePools with a LabNodeClass get kubelet-twin nodes)")
+	f.StringVar(&instanceTypesFile, "karpenter-instance-types", "", "YAML or JSON catalog of the lab cloud (name, cpu, memory, pods, arch, offerings: zone, capacityType, price); default lab.small/medium/large")
+	f.DurationVar(&cfg.Karpenter.LaunchLatency, "karpenter-launch-latency", 2*time.Second, "lab cloud: duration of an instance launch call (before time scale)")
+	f.DurationVar(&cfg.Karpenter.RegistrationLatency, "karpenter-registration-latency", 15*time.Second, "lab cloud: from launch to the node registering (before time scale)")
+	f.DurationVar(&cfg.Karpenter.BatchIdleDuration, "karpenter-batch-idle", time.Second, "Karpenter's BATCH_IDLE_DURATION (before time scale)")
+	f.DurationVar(&cfg.Karpenter.BatchMaxDuration, "karpenter-batch-max", 10*time.Second, "Karpenter's BATCH_MAX_DURATION (before time scale)")
 	return cmd
 }
 
@@ -153,6 +171,9 @@ func newLabComponentCmd() *cobra.Command {
 			rest := args[1:]
 			if len(rest) > 0 && rest[0] == "--" {
 				rest = rest[1:]
+			}
+			if args[0] == "karpenter" {
+				return karpenter.Main(rest)
 			}
 			if code := components.Run(args[0], rest); code != 0 {
 				return withExitCode(code, fmt.Errorf("%s exited with %d", args[0], code))

@@ -51,6 +51,8 @@ type Config struct {
 	PodRange netip.Prefix
 	Labels   map[string]string
 	Taints   []corev1.Taint
+	// ProviderID is the Node's spec.providerID (empty: none).
+	ProviderID string
 	// Capacity defaults to 4 CPUs, 16 GiB and 110 pods.
 	Capacity corev1.ResourceList
 	Images   []Image
@@ -343,7 +345,7 @@ func (k *Kubelet) node() *corev1.Node {
 	now := metav1.NewTime(k.clock.Now())
 	return &corev1.Node{
 		ObjectMeta: metav1.ObjectMeta{Name: k.cfg.NodeName, Labels: labels},
-		Spec:       corev1.NodeSpec{PodCIDR: k.cfg.PodRange.String(), PodCIDRs: []string{k.cfg.PodRange.String()}, Taints: k.cfg.Taints},
+		Spec:       corev1.NodeSpec{PodCIDR: k.cfg.PodRange.String(), PodCIDRs: []string{k.cfg.PodRange.String()}, Taints: k.cfg.Taints, ProviderID: k.cfg.ProviderID},
 		Status: corev1.NodeStatus{
 			Capacity:    k.cfg.Capacity,
 			Allocatable: k.cfg.Capacity,
