@@ -97,9 +97,22 @@ func (l *Lab) startLoadBalancerController(ctx context.Context, hosts *hostListen
 			return next, nil
 		},
 		Expose: func(name, addr string) (string, error) {
-			ln, err := hosts.Listen("127.0.0.1:0")
-			if err != nil {
-				return "", err
+			// Port 80 on a loopback address of its own, as an ALB listens,
+			// so kubectl get ingress (ADDRESS, PORTS 80) says where to send
+			// traffic; a free port of 127.0.0.1 when no such address can be
+			// had (port 80 needs privilege; other labs hold some).
+			var ln net.Listener
+			for i := 1; i <= 32 && ln == nil; i++ {
+				var err error
+				if ln, err = hosts.Listen(fmt.Sprintf("127.80.0.%d:80", i)); err != nil && strings.Contains(err.Error(), "permission denied") {
+					break
+				}
+			}
+			if ln == nil {
+				var err error
+				if ln, err = hosts.Listen("127.0.0.1:0"); err != nil {
+					return "", err
+				}
 			}
 			go forward(ctx, ln, addr)
 			return ln.Addr().String(), nil
