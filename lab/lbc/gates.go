@@ -117,11 +117,19 @@ func (c *Controller) gatesFor(ctx context.Context, ns string, pod *corev1.Pod) [
 	if err != nil {
 		return nil
 	}
+	// A user binding the twin could not bind (its Warning stands) gets no
+	// gate: it would never open.
+	c.mu.Lock()
+	refused := map[string]bool{}
+	for key := range c.warned {
+		refused[key] = true
+	}
+	c.mu.Unlock()
 	var gates []string
 	for _, tgb := range list.Items {
 		svc, _, _ := unstructured.NestedString(tgb.Object, "spec", "serviceRef", "name")
 		tt, _, _ := unstructured.NestedString(tgb.Object, "spec", "targetType")
-		if selected[svc] && tt == "ip" {
+		if selected[svc] && tt == "ip" && !refused[ns+"/"+tgb.GetName()] {
 			gates = append(gates, GatePrefix+tgb.GetName())
 		}
 	}
