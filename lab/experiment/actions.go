@@ -50,13 +50,21 @@ func (a *actions) Scale(ctx context.Context, n int) error {
 	if _, err := res.Patch(ctx, a.r.s.name, types.MergePatchType, patch, metav1.PatchOptions{}, "scale"); err != nil {
 		return fmt.Errorf("scaling %s/%s to %d: %w", a.r.s.namespace, a.r.s.name, n, err)
 	}
-	a.r.mu.Lock()
-	a.r.replicas = n
-	a.r.mu.Unlock()
-	if a.onScale != nil {
-		a.onScale(from, n)
-	}
+	a.scaled(from, n)
 	return nil
+}
+
+// scaled records a replica change made by a step or the simulator.
+func (a *actions) scaled(from, to int) {
+	a.r.mu.Lock()
+	if from < 0 {
+		from = a.r.replicas
+	}
+	a.r.replicas = to
+	a.r.mu.Unlock()
+	if from != to && a.onScale != nil {
+		a.onScale(from, to)
+	}
 }
 
 // SetProfile is handled by the demand driver (see demand.go).

@@ -12,12 +12,15 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
 	"zerodrop.dev/zerodrop/lab/scenario"
 	"zerodrop.dev/zerodrop/load"
 	"zerodrop.dev/zerodrop/results"
+	"zerodrop.dev/zerodrop/simulate"
 )
 
 // demand is the demand cycle while it runs; a scenario step can replace
@@ -45,23 +48,16 @@ func (d *demand) set(p load.Profile, at time.Duration) {
 	d.mu.Unlock()
 }
 
-// sessionsOf is the load's closed-model profile: sessions over run time.
-type sessionsOf struct {
-	d         *demand
-	warmup    time.Duration // scaled
-	timeScale float64
-	preset    Preset
+// delayed starts a profile after the warm-up (holding its first value
+// until then).
+type delayed struct {
+	p     load.Profile
+	delay time.Duration
 }
 
-func (s sessionsOf) At(t time.Duration) float64 {
-	t -= s.warmup
-	if t < 0 {
-		t = 0
-	}
-	return float64(s.preset.sessions(s.d.at(time.Duration(float64(t) / s.timeScale))))
-}
+func (d delayed) At(t time.Duration) float64 { return d.p.At(max(0, t-d.delay)) }
 
-func (s sessionsOf) String() string { return "demand cycle sessions" }
+func (d delayed) String() string { return d.p.String() + " after " + d.delay.String() }
 
 type timedEvent struct {
 	at time.Time
@@ -108,7 +104,7 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 	var profile load.Profile = load.Constant{Value: float64(r.sessions())}
 	if sc.Demand != nil {
 		d = &demand{profile: sc.Demand.ProfileValue(), from: sc.Demand.From.D()}
-		profile = sessionsOf{d: d, warmup: warm, timeScale: r.cfg.TimeScale, preset: r.cfg.Preset}
+		profile = delayed{p: r.cycle(d).SessionsProfile(), delay: warm}
 	}
 	ledger := load.NewLedger()
 	base := "http://" + r.lbHost
@@ -204,10 +200,23 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 		}
 	}()
 	if d != nil {
+		sim, err := r.simulator(restCfg, d, scStart, dur, acts)
+		if err != nil {
+			stopBG()
+			wg.Wait()
+			return nil, err
+		}
 		wg.Add(1)
-		go func() { // the demand cycle drives the replicas
+		go func() { // the demand cycle drives the replicas: zerodrop simulate's own code
 			defer wg.Done()
-			r.driveDemand(bg, d, scStart, acts)
+			if wait := time.Until(scStart); wait > 0 {
+				select {
+				case <-bg.Done():
+					return
+				case <-time.After(wait):
+				}
+			}
+			_ = sim.Run(bg)
 		}()
 	}
 	var stepErrs []string
@@ -291,26 +300,58 @@ func (r *running) currentWanted() int {
 	return r.replicas
 }
 
-// driveDemand sets the replicas the demand cycle asks for, as zerodrop
-// simulate does, checking four times a second.
-func (r *running) driveDemand(ctx context.Context, d *demand, scStart time.Time, acts *actions) {
-	for {
-		elapsed := time.Since(scStart)
-		if elapsed >= 0 {
-			want := r.cfg.Preset.replicas(d.at(time.Duration(float64(elapsed) / r.cfg.TimeScale)))
-			if want != r.currentWanted() {
-				if err := acts.Scale(ctx, want); err != nil && ctx.Err() == nil {
-					r.say("demand", "%v", err)
-				}
+// simulator is zerodrop simulate's Simulator on the scenario's demand
+// cycle: the same code that scales the app on a real cluster, here on the
+// lab's clock (the profile's times divided by the time scale).
+func (r *running) simulator(restCfg *rest.Config, d *demand, scStart time.Time, dur time.Duration, acts *actions) (*simulate.Simulator, error) {
+	scaler, err := simulate.NewScaleClient(restCfg)
+	if err != nil {
+		return nil, err
+	}
+	cycle := r.cycle(d)
+	resource := schema.GroupResource{Group: "apps", Resource: "deployments"}
+	if r.s.kind == "Rollout" {
+		resource = schema.GroupResource{Group: "argoproj.io", Resource: "rollouts"}
+	}
+	return simulate.New(simulate.Config{
+		Cycle: cycle, Namespace: r.s.namespace, Target: simulate.Target{Resource: resource, Name: r.s.name},
+		Scaler: scaler, State: &simulate.MemoryState{}, Duration: dur,
+		Events: func(e simulate.Event) {
+			switch e.Kind {
+			case simulate.EventStep:
+				acts.scaled(int(e.PrevReplicas), e.Point.Replicas)
+			case simulate.EventError:
+				r.say("demand", "step %d: %s", e.Point.Step, e.Error)
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(250 * time.Millisecond):
-		}
+		},
+	})
+}
+
+// cycle is the scenario's demand cycle with the preset's formulas, on
+// the lab's clock.
+func (r *running) cycle(d *demand) simulate.Cycle {
+	p := r.cfg.Preset
+	step := time.Second
+	if h, ok := r.cfg.Scenario.Demand.ProfileValue().(load.HalfSine); ok && h.Step > 0 {
+		step = h.Step
+	}
+	return simulate.Cycle{
+		Profile: wallDemand{d: d, timeScale: r.cfg.TimeScale}, Step: r.scaled(step),
+		Scale: p.Scale, AppRatio: p.AppRatio, AppMin: p.AppMin, SessionRatio: p.SessionRatio, SessionMin: p.SessionMin,
 	}
 }
+
+// wallDemand is the demand cycle on the lab's clock.
+type wallDemand struct {
+	d         *demand
+	timeScale float64
+}
+
+func (w wallDemand) At(t time.Duration) float64 {
+	return w.d.at(time.Duration(float64(t) / w.timeScale))
+}
+
+func (w wallDemand) String() string { return "scenario demand" }
 
 // scenarioActions routes profile changes to the demand cycle.
 type scenarioActions struct {

@@ -228,7 +228,7 @@ func (r *running) apply(ctx context.Context) error {
 func (r *running) startReplicas() int {
 	sc := r.cfg.Scenario
 	if sc.Demand != nil {
-		return r.cfg.Preset.replicas(sc.Demand.ProfileValue().At(sc.Demand.From.D()))
+		return r.cycle(&demand{profile: sc.Demand.ProfileValue(), from: sc.Demand.From.D()}).PointAt(0).Replicas
 	}
 	if sc.Replicas > 0 {
 		return sc.Replicas
@@ -339,14 +339,6 @@ func (r *running) targets() (healthy, total int, group, hostAddr string) {
 		}
 	}
 	return healthy, total, group, hostAddr
-}
-
-func (p Preset) replicas(demand float64) int {
-	return int(demand*p.Scale*p.AppRatio+0.5) + p.AppMin
-}
-
-func (p Preset) sessions(demand float64) int {
-	return int(demand*p.Scale*p.SessionRatio+0.5) + p.SessionMin
 }
 
 func progressFunc(cfg *Config, variant string, start time.Time) func(phase, format string, args ...any) {
