@@ -156,3 +156,45 @@ func TestSessionsProfile(t *testing.T) {
 		t.Errorf("String of an unknown shape: %q", s)
 	}
 }
+
+// For any formula Validate accepts, replicas and sessions stay within
+// [min, cap] and never fall as demand rises; anything else is an error,
+// never a panic.
+func FuzzCycleFormulas(f *testing.F) {
+	f.Add(100.0, 0.2, 1, 1.0, 1, 0, 0, 0.5, 0.7)
+	f.Add(1000.0, 0.1, 0, 1.0, 0, 30, 623, 1.0, 0.0)
+	f.Add(0.0, 0.0, -1, -1.0, 0, 0, 0, 2.0, -1.0)
+	f.Fuzz(func(t *testing.T, scale, appRatio float64, appMin int, sessRatio float64, sessMin, maxR, maxS int, d1, d2 float64) {
+		c := Cycle{Profile: load.Constant{Value: 0}, Step: time.Minute, Scale: scale, AppRatio: appRatio, AppMin: appMin,
+			SessionRatio: sessRatio, SessionMin: sessMin, MaxReplicas: maxR, MaxSessions: maxS}
+		if c.Validate() != nil {
+			return
+		}
+		lo, hi := math.Min(d1, d2), math.Max(d1, d2)
+		c.Profile = funcProfile(func(time.Duration) float64 { return lo })
+		a := c.PointAt(0)
+		c.Profile = funcProfile(func(time.Duration) float64 { return hi })
+		b := c.PointAt(0)
+		if math.IsNaN(lo) || math.IsNaN(hi) {
+			return
+		}
+		if a.Replicas > b.Replicas || a.Sessions > b.Sessions {
+			t.Fatalf("demand %v -> %v: replicas %d -> %d, sessions %d -> %d", lo, hi, a.Replicas, b.Replicas, a.Sessions, b.Sessions)
+		}
+		for _, p := range []Point{a, b} {
+			if p.Replicas < min(appMin, capOr(maxR)) || p.Replicas > capOr(maxR) || p.Sessions < min(sessMin, capOr(maxS)) || p.Sessions > capOr(maxS) {
+				t.Fatalf("point %+v outside the bounds of %s", p, c)
+			}
+			if p.Demand < 0 || p.Demand > 1 {
+				t.Fatalf("demand %v outside [0,1]", p.Demand)
+			}
+		}
+	})
+}
+
+func capOr(n int) int {
+	if n > 0 {
+		return n
+	}
+	return math.MaxInt
+}

@@ -68,3 +68,27 @@ func FuzzParseTarget(f *testing.F) {
 		}
 	})
 }
+
+// Any ConfigMap data gives a State or an error naming the key, never a
+// panic; a State written reads back the same.
+func FuzzParseState(f *testing.F) {
+	f.Add("2026-12-03T10:00:00Z", "4", "profile=x", true)
+	f.Add("yesterday", "-7", "", false)
+	f.Fuzz(func(t *testing.T, start, step, cycle string, withStep bool) {
+		data := map[string]string{"start": start, "cycle": cycle}
+		if withStep {
+			data["step"] = step
+		}
+		s, err := parseState(data)
+		if err != nil {
+			if !strings.Contains(err.Error(), "key ") {
+				t.Fatalf("error %v names no key", err)
+			}
+			return
+		}
+		back, err := parseState(stateData(s))
+		if err != nil || !back.Start.Equal(s.Start) || back.Step != s.Step || back.Cycle != s.Cycle {
+			t.Fatalf("%+v reads back as %+v (%v)", s, back, err)
+		}
+	})
+}
