@@ -3,8 +3,11 @@
 package integration
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"os/exec"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,7 +61,7 @@ func asServiceAccount(t *testing.T, l *testLab, ns, name string) *rest.Config {
 }
 
 // deploy/simulator's objects in namespace ns: the RBAC applied for real,
-// the Deployments (simulator and load) checked by a server-side dry run.
+// the simulator's Deployment checked by a server-side dry run.
 func applySimulatorManifests(t *testing.T, l *testLab, ns string) {
 	t.Helper()
 	out, err := l.kubectl(t, "", "kustomize", "../../deploy/simulator")
@@ -74,8 +77,8 @@ func applySimulatorManifests(t *testing.T, l *testLab, ns string) {
 			rbac = append(rbac, doc)
 		}
 	}
-	if len(rbac) != 3 || len(workloads) != 2 {
-		t.Fatalf("deploy/simulator: %d RBAC objects and %d Deployments, want 3 and 2:\n%s", len(rbac), len(workloads), out)
+	if len(rbac) != 3 || len(workloads) != 1 {
+		t.Fatalf("deploy/simulator: %d RBAC objects and %d Deployments, want 3 and 1:\n%s", len(rbac), len(workloads), out)
 	}
 	if out, err := l.kubectl(t, strings.Join(workloads, "\n---\n"), "apply", "--dry-run=server", "--validate=strict", "-f", "-"); err != nil {
 		t.Fatalf("server-side dry run of deploy/simulator's Deployments: %v\n%s", err, out)
@@ -261,5 +264,55 @@ spec:
 	}
 	if n, err := scaler.Replicas(ctx, ns, ro); err != nil || n != 2 {
 		t.Errorf("the Rollout's scale after the patch: %d (%v), want 2", n, err)
+	}
+}
+
+// zerodrop simulate from a kubeconfig: progress as JSON lines on stderr
+// and EMF lines on stdout (--emf), the Deployment at the cycle's replicas.
+func TestSimulateCommand(t *testing.T) {
+	l := shared
+	ns := "simulate-cmd"
+	l.namespace(t, ns)
+	l.apply(t, simWorkload(ns, "logistics", 1))
+	cmd := exec.Command(binary, "simulate", "--kubeconfig", l.state.Kubeconfig, "-n", ns, "--target", "deployment/logistics",
+		"--profile", "constant:1", "--step", "1s", "--scale", "4", "--app-ratio", "0.5", "--duration", "1500ms",
+		"--state-configmap", "", "--emf", "-o", "json")
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	done := make(chan error, 1)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("zerodrop simulate: %v\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("zerodrop simulate did not stop after --duration\n%s", stderr.String())
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		var ev simulate.Event
+		if err := json.Unmarshal([]byte(line), &ev); err != nil {
+			t.Fatalf("progress line %q: %v", line, err)
+		}
+		kinds = append(kinds, string(ev.Kind))
+	}
+	if got := strings.Join(kinds, ","); got != "start,step,step,stop" {
+		t.Errorf("events %s, want start,step,step,stop:\n%s", got, stderr.String())
+	}
+	emf := strings.Split(strings.TrimSpace(stdout.String()), "\n")
+	if len(emf) != 2 || !strings.Contains(emf[0], `"Namespace":"appsimulator"`) || !strings.Contains(emf[0], `"app_workers":3`) {
+		t.Errorf("EMF lines:\n%s", stdout.String())
+	}
+	d, err := l.client.AppsV1().Deployments(ns).Get(context.Background(), "logistics", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *d.Spec.Replicas != 3 {
+		t.Errorf("logistics after the command: %d replicas, want 3", *d.Spec.Replicas)
 	}
 }
