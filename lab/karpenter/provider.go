@@ -266,7 +266,9 @@ func kubeletMaySet(key string) bool {
 	if i := strings.Index(key, "/"); i >= 0 {
 		domain = key[:i]
 	}
-	restricted := func(d string) bool { return d == "kubernetes.io" || strings.HasSuffix(d, ".kubernetes.io") || d == "k8s.io" || strings.HasSuffix(d, ".k8s.io") }
+	restricted := func(d string) bool {
+		return d == "kubernetes.io" || strings.HasSuffix(d, ".kubernetes.io") || d == "k8s.io" || strings.HasSuffix(d, ".k8s.io")
+	}
 	if !restricted(domain) {
 		return true
 	}
