@@ -33,6 +33,7 @@ var documents = []struct {
 	{"docs/termination-chain.md", nil, time.Minute},
 	{"docs/architecture.md", nil, time.Minute},
 	{"docs/eks.md", nil, time.Minute},
+	{"docs/simulate.md", nil, time.Minute},
 }
 
 // runInRepo are the documents whose blocks run at the root of this
