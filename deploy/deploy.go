@@ -12,13 +12,14 @@ import (
 	"path/filepath"
 )
 
-// Manifests holds base/ and overlays/ as they are in the repository.
+// Manifests holds base/, overlays/ and lab/ (the lab's Karpenter NodePool)
+// as they are in the repository.
 //
-//go:embed base overlays
+//go:embed base overlays lab
 var Manifests embed.FS
 
 // WriteTo copies the embedded manifests into dir (dir/base,
-// dir/overlays/before, dir/overlays/after).
+// dir/overlays/before, dir/overlays/after, dir/lab).
 func WriteTo(dir string) error {
 	return fs.WalkDir(Manifests, ".", func(path string, d fs.DirEntry, err error) error {
 		if err != nil {

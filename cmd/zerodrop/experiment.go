@@ -26,6 +26,7 @@ import (
 // zerodrop lab run.
 type experimentFlags struct {
 	out, scenarioRef, scale, output, podBinary string
+	karpenter                                  bool
 	timeScale                                  float64
 	cfg                                        experiment.Config
 }
@@ -34,6 +35,7 @@ func (f *experimentFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.out, "out", "", "folder for results, access logs and events (default zerodrop-lab-TIMESTAMP)")
 	fs.StringVar(&f.scenarioRef, "scenario", "scale-down", "built-in scenario ("+strings.Join(scenario.Builtins(), ", ")+") or a scenario file")
 	fs.StringVar(&f.scale, "scale", "small", "size: small (a few minutes on 2 cores) or seed (1,000 sessions, 30 nodes, up to 100 pods)")
+	fs.BoolVar(&f.karpenter, "karpenter", true, "nodes from the real Karpenter (deploy/lab/nodepool.yaml, consolidation on); false: the preset's fixed nodes")
 	fs.Float64Var(&f.timeScale, "time-scale", 0.5, "multiply every duration of the lab, the manifests and the scenario (1 = real time)")
 	fs.StringVarP(&f.output, "output", "o", "text", "output: text or json (the summary on stdout; progress on stderr)")
 	fs.StringVar(&f.podBinary, "pod-binary", os.Getenv("ZERODROP_POD_BIN"), "binary the zerodrop image runs in pods (default: this one; env ZERODROP_POD_BIN)")
@@ -61,16 +63,19 @@ func (f *experimentFlags) run(cmd *cobra.Command, variants []experiment.Variant,
 	if f.out == "" {
 		f.out = "zerodrop-lab-" + time.Now().Format("20060102-150405")
 	}
+	dir := filepath.Join(f.out, "manifests")
+	if err := deploy.WriteTo(dir); err != nil {
+		return err
+	}
 	if writeManifests {
-		dir := filepath.Join(f.out, "manifests")
-		if err := deploy.WriteTo(dir); err != nil {
-			return err
-		}
 		for i := range variants {
 			variants[i].Kustomize = filepath.Join(dir, variants[i].Kustomize)
 		}
 	}
 	cfg := f.cfg
+	if f.karpenter {
+		cfg.NodePool = filepath.Join(dir, "lab", "nodepool.yaml")
+	}
 	cfg.Out, cfg.Variants, cfg.Scenario, cfg.Preset, cfg.TimeScale = f.out, variants, sc, preset, f.timeScale
 	cfg.PodBinary, cfg.Version = f.podBinary, version
 	cfg.Progress, cfg.JSON = cmd.ErrOrStderr(), f.output == "json"

@@ -36,6 +36,7 @@ var labEventKinds = map[string]string{
 	"ALBtarget_state":   results.EventTargetState,
 	"ModifyRule":        results.EventWeightChange,
 	"NodeRegistered":    "node",
+	"NodeRemoved":       "node",
 	"PodAdmitted":       "pod",
 }
 
@@ -63,7 +64,7 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 			continue
 		}
 		isPod := strings.HasPrefix(e.Object, appPrefix)
-		isOther := strings.HasPrefix(e.Source, "alb/") || strings.HasPrefix(e.Source, "lbc") || e.Kind == "NodeLost" || e.Kind == "NodeRegistered"
+		isOther := strings.HasPrefix(e.Source, "alb/") || strings.HasPrefix(e.Source, "lbc") || e.Kind == "NodeLost" || e.Kind == "NodeRegistered" || e.Kind == "NodeRemoved"
 		if !isPod && !isOther {
 			continue
 		}

@@ -43,7 +43,8 @@ type Preset struct {
 	AppMin       int     `json:"appMin"`
 	SessionRatio float64 `json:"sessionRatio"`
 	SessionMin   int     `json:"sessionMin"`
-	// Nodes at the start of the lab.
+	// Nodes at the start of the lab when Karpenter does not run; with
+	// Karpenter every node is Karpenter's.
 	Nodes int `json:"nodes"`
 	// Sessions for scenarios without a demand cycle (unless the scenario
 	// sets its own).
@@ -78,6 +79,11 @@ type Config struct {
 	Binary string
 	// PodBinary is what the zerodrop image runs in pods (default Binary).
 	PodBinary string
+	// NodePool, when set, is a manifest file with Karpenter's NodePool and
+	// the lab's node class: the lab runs the real Karpenter with it and
+	// starts without nodes of its own, so every node comes from Karpenter
+	// and consolidation drains them as demand falls.
+	NodePool string
 	// LB lags of the load balancer controller twin (0: lab defaults).
 	LBReconcileLag, LBAPILatency, LBPropagation, LBModifyRule time.Duration
 	// Progress receives progress lines (nil: none).

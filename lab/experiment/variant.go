@@ -157,6 +157,10 @@ func runVariant(ctx context.Context, cfg *Config, v Variant) (*VariantResult, er
 		NodeMonitorGracePeriod: 50 * time.Second, TolerationSeconds: 300,
 		LBReconcileLag: cfg.LBReconcileLag, LBAPILatency: cfg.LBAPILatency, LBPropagation: cfg.LBPropagation, LBModifyRule: cfg.LBModifyRule,
 	}
+	if cfg.NodePool != "" {
+		labCfg.Nodes = 0
+		labCfg.Karpenter.Enabled = true
+	}
 	labCtx, stopLab := context.WithCancel(context.Background())
 	upDone := make(chan error, 1)
 	ready := make(chan lab.State, 1)
@@ -168,7 +172,11 @@ func runVariant(ctx context.Context, cfg *Config, v Variant) (*VariantResult, er
 		case <-time.After(60 * time.Second):
 		}
 	}()
-	say("lab", "booting a lab with %d nodes (time scale %g)", labCfg.Nodes, cfg.TimeScale)
+	if cfg.NodePool != "" {
+		say("lab", "booting a lab; nodes from Karpenter (time scale %g)", cfg.TimeScale)
+	} else {
+		say("lab", "booting a lab with %d nodes (time scale %g)", labCfg.Nodes, cfg.TimeScale)
+	}
 	select {
 	case r.state = <-ready:
 	case err := <-upDone:
@@ -205,22 +213,47 @@ func (r *running) apply(ctx context.Context) error {
 	if _, err := r.cs.CoreV1().Secrets(r.s.namespace).Create(ctx, sec, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		return fmt.Errorf("creating the database secret: %w", err)
 	}
-	args := []string{"kubectl", "--kubeconfig", r.state.Kubeconfig, "apply"}
+	if r.cfg.NodePool != "" {
+		if err := r.kubectl(ctx, "nodepool.log", "apply", "-f", r.cfg.NodePool); err != nil {
+			return err
+		}
+	}
+	args := []string{"apply"}
 	if r.v.Kustomize != "" {
 		args = append(args, "-k", r.v.Kustomize)
 	}
 	for _, f := range r.v.Files {
 		args = append(args, "-f", f)
 	}
-	cmd := exec.CommandContext(ctx, r.cfg.Binary, args...)
+	return r.kubectl(ctx, "apply.log", args...)
+}
+
+// kubectl runs zerodrop kubectl against the lab, keeping its output in
+// the variant's folder.
+func (r *running) kubectl(ctx context.Context, logName string, args ...string) error {
+	args = append([]string{"kubectl", "--kubeconfig", r.state.Kubeconfig}, args...)
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err := cmd.Run()
-	_ = os.WriteFile(filepath.Join(r.dir, "apply.log"), out.Bytes(), 0o644)
-	if err != nil {
-		return fmt.Errorf("kubectl apply: %v: %s", err, strings.TrimSpace(out.String()))
+	// The lab installs CRDs (Karpenter's, Argo's) as it starts: retry
+	// a few times while a kind is not served yet.
+	var err error
+	for attempt := 0; attempt < 10; attempt++ {
+		out.Reset()
+		cmd := exec.CommandContext(ctx, r.cfg.Binary, args...)
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err = cmd.Run(); err == nil || !strings.Contains(out.String(), "ensure CRDs are installed") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
-	r.say("apply", "%d object(s) applied", strings.Count(out.String(), "\n"))
+	_ = os.WriteFile(filepath.Join(r.dir, logName), out.Bytes(), 0o644)
+	if err != nil {
+		return fmt.Errorf("%s: %v: %s", strings.Join(args[3:], " "), err, strings.TrimSpace(out.String()))
+	}
+	r.say("apply", "%s: %d object(s) applied", logName, strings.Count(out.String(), "\n"))
 	return nil
 }
 
