@@ -71,7 +71,10 @@ func startLab() (*lab, error) {
 		}
 	}
 	dir := filepath.Join(tmp, "lab")
-	cmd := exec.Command(binary, "lab", "up", "--dir", dir, "--nodes", "1")
+	// --karpenter: the lab installs Karpenter's CRDs (NodePool, NodeClaim,
+	// NodeOverlay) and its LabNodeClass, so the NodePools under deploy/ are
+	// dry-run against their schemas.
+	cmd := exec.Command(binary, "lab", "up", "--dir", dir, "--nodes", "1", "--karpenter")
 	out := &bytes.Buffer{}
 	pr, pw := io.Pipe()
 	cmd.Stdout = io.MultiWriter(out, pw)
@@ -220,55 +223,24 @@ func TestServerSideDryRun(t *testing.T) {
 	}
 }
 
-// crdsFromModules are the CRDs the lab does not install that a module of
-// go.mod carries, by API group: installed for real before the dry-run of
-// manifests of that group.
-var crdsFromModules = map[string]struct{ module, dir string }{
-	"karpenter.sh": {"sigs.k8s.io/karpenter", "pkg/apis/crds"},
-}
-
 // noCRDHere are the API groups of deploy/ manifests whose CRDs neither the
 // lab nor a module of go.mod carries: the dry-run cannot check them, and
-// this list says so instead of skipping them without a word.
+// this list says so instead of skipping them without a word. (The lab
+// installs TargetGroupBinding, Argo Rollouts' CRDs, and with --karpenter
+// Karpenter's and its LabNodeClass.)
 var noCRDHere = map[string]string{
 	"karpenter.k8s.aws": "EC2NodeClass's CRD is in github.com/aws/karpenter-provider-aws, not in go.mod",
 }
 
-// installCRDs applies the CRDs of a module in the module cache to the lab.
-func installCRDs(t *testing.T, l *lab, group string) {
-	t.Helper()
-	src := crdsFromModules[group]
-	out, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", src.module).Output()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		t.Fatalf("go list -m %s: %v (%q); the module is in go.mod, run go mod download", src.module, err, out)
-	}
-	files, err := filepath.Glob(filepath.Join(dir, src.dir, group+"_*.yaml"))
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no %s CRDs in %s: %v", group, filepath.Join(dir, src.dir), err)
-	}
-	for _, f := range files {
-		// Server-side: the CRDs are too large for the last-applied annotation.
-		if out, err := l.kubectl("apply", "--server-side", "--force-conflicts", "-f", f); err != nil {
-			t.Fatalf("installing %s: %v\n%s", f, err, out)
-		}
-		name, _ := get(readDocs(t, f)[0], "metadata", "name").(string)
-		if out, err := l.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd/"+name); err != nil {
-			t.Fatalf("waiting for CRD %s: %v\n%s", name, err, out)
-		}
-	}
-}
-
 // The manifests under deploy/ that no kustomization includes (the
-// Karpenter NodePool and EC2NodeClass in deploy/eks/) are dry-run one
-// document at a time, after the CRDs of their group are installed.
+// Karpenter NodePool and EC2NodeClass in deploy/eks/, the lab's NodePool
+// and LabNodeClass in deploy/lab/) are dry-run one document at a time.
 func TestServerSideDryRunPlainManifests(t *testing.T) {
 	l := bootLab(t)
 	files := plainManifests(t)
 	if !slices.Contains(files, "eks/nodepool.yaml") {
 		t.Errorf("plain manifests %v: want eks/nodepool.yaml among them", files)
 	}
-	installed := map[string]bool{}
 	for _, f := range files {
 		for i, doc := range readDocs(t, filepath.Join(deployRoot, f)) {
 			apiVersion, _ := doc["apiVersion"].(string)
@@ -281,10 +253,6 @@ func TestServerSideDryRunPlainManifests(t *testing.T) {
 				if why, ok := noCRDHere[group]; ok {
 					t.Logf("deploy/%s: %v %v not dry-run: %s", f, doc["kind"], get(doc, "metadata", "name"), why)
 					return
-				}
-				if _, ok := crdsFromModules[group]; ok && !installed[group] {
-					installCRDs(t, l, group)
-					installed[group] = true
 				}
 				if ns, _ := get(doc, "metadata", "namespace").(string); ns != "" {
 					ensureNamespace(t, l, ns)
@@ -344,13 +312,13 @@ patches:
 	}
 }
 
-// The NodePool's dry-run can fail too: with Karpenter's CRD installed, the
+// The NodePool's dry-run can fail too: with Karpenter's CRD installed (by
+// lab up --karpenter), the
 // API server checks the custom resource against its schema (a misspelt
 // field) and its validation rules (a requirement operator it does not
 // know).
 func TestServerSideDryRunRejectsABrokenNodePool(t *testing.T) {
 	l := bootLab(t)
-	installCRDs(t, l, "karpenter.sh")
 	var pool map[string]any
 	for _, d := range readDocs(t, filepath.Join(deployRoot, "eks/nodepool.yaml")) {
 		if d["kind"] == "NodePool" {
