@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"errors"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,4 +255,24 @@ func FuzzParse(f *testing.F) {
 			last = s.At.D()
 		}
 	})
+}
+
+// The example in docs/experiment.md is a valid scenario.
+func TestDocumentedExampleParses(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/experiment.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(doc), "```yaml\n")
+	if !ok {
+		t.Fatal("no yaml block in docs/experiment.md")
+	}
+	block, _, _ := strings.Cut(rest, "```")
+	sc, err := Parse("docs/experiment.md", []byte(block))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sc.Name != "drain-then-roll" || len(sc.Steps) != 3 || sc.Steps[0].Action != ActionDrain || sc.Think == nil {
+		t.Errorf("parsed %+v", sc)
+	}
 }
