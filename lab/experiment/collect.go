@@ -109,6 +109,26 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 		}
 	}
 
+	// A lost node's targets keep getting requests until the ALB's health
+	// checks fail them: interval × unhealthy threshold, the last check
+	// waiting its timeout.
+	if hc := r.s.healthCheck; hc != nil {
+		detect := hc.Interval.Value*time.Duration(hc.UnhealthyThreshold.Value) + hc.Timeout.Value
+		for _, e := range evs {
+			if e.Kind != "NodeLost" || e.Time.Before(from) || e.Time.After(to) {
+				continue
+			}
+			res.Predicted = append(res.Predicted, results.Window{
+				Name:    "node " + e.Object + " lost",
+				StartMS: res.Offset(e.Time), EndMS: res.Offset(e.Time.Add(r.scaled(detect))),
+				Source: "check", Rule: "ALB health-check detection",
+				Reason: fmt.Sprintf("the ALB keeps sending to the lost node's targets until %d health checks %s apart fail (%s)",
+					hc.UnhealthyThreshold.Value, hc.Interval.Value, detect),
+			})
+		}
+		res.Config["alb_health_check_interval"] = hc.Interval.Value.String()
+	}
+
 	att, err := r.attribute(res, podOfIP, podEvents)
 	if err != nil {
 		return nil, err
@@ -131,7 +151,11 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 	if err := fh.Close(); err != nil {
 		return nil, err
 	}
-	vr := summarize(r.v.Name, res)
+	var interval time.Duration
+	if r.s.healthCheck != nil {
+		interval = r.scaled(r.s.healthCheck.Interval.Value)
+	}
+	vr := summarize(r.v.Name, res, interval)
 	vr.Dir, vr.Results = r.dir, resultsPath
 	vr.AccessLogs = albLogs(r.labDir)
 	vr.Events = filepath.Join(r.labDir, "events.jsonl")

@@ -74,9 +74,13 @@ type WindowResult struct {
 	// Measured is the span of failed requests inside the window, relative
 	// to its start ("" when none failed).
 	Measured string `json:"measured"`
+	// WithinPrediction tells, for a node-loss window with a prediction and failures,
+	// whether every failure window starting in it lies inside the predicted
+	// span widened by one health-check interval on each side.
+	WithinPrediction *bool `json:"withinPrediction,omitempty"`
 }
 
-func summarize(name string, res *results.Result) *VariantResult {
+func summarize(name string, res *results.Result, slack time.Duration) *VariantResult {
 	vr := &VariantResult{Name: name, ALB: map[string]int64{}, Transport: map[string]int64{},
 		Requests: res.Totals.Requests, Failed: res.Totals.Errors, ErrorRate: res.Totals.ErrorRate,
 		Duration: res.Duration().Seconds()}
@@ -100,6 +104,14 @@ func summarize(name string, res *results.Result) *VariantResult {
 			Requests: m.Totals.Requests, Failed: m.Totals.Errors, ErrorRate: m.Totals.ErrorRate}
 		w.Predicted = span(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
 		w.Measured = span(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+		// The verdict is for node loss, whose failures the health checks
+		// bound; a pod deletion's failures merge with the next ones'.
+		if strings.HasPrefix(m.Name, "kill node") && w.Predicted != "" && w.Measured != "" {
+			plo, phi := bounds(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
+			flo, fhi := bounds(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+			ok := flo >= plo-slack.Milliseconds() && fhi <= phi+slack.Milliseconds()
+			w.WithinPrediction = &ok
+		}
 		vr.Windows = append(vr.Windows, w)
 	}
 	return vr
@@ -107,14 +119,23 @@ func summarize(name string, res *results.Result) *VariantResult {
 
 // span describes the windows that start inside [from, to), relative to
 // from: "3.0–12.5s".
-func span[T any](items []T, from, to int64, bounds func(T) (int64, int64)) string {
-	lo, hi, n := int64(-1), int64(0), 0
+func span[T any](items []T, from, to int64, of func(T) (int64, int64)) string {
+	lo, hi := bounds(items, from, to, of)
+	if lo < 0 {
+		return ""
+	}
+	return fmt.Sprintf("%.1f–%.1fs", float64(lo-from)/1000, float64(hi-from)/1000)
+}
+
+// bounds is the earliest start and latest end of the windows that start
+// inside [from, to); lo is -1 when there is none.
+func bounds[T any](items []T, from, to int64, of func(T) (int64, int64)) (lo, hi int64) {
+	lo = -1
 	for _, it := range items {
-		s, e := bounds(it)
+		s, e := of(it)
 		if s < from || s >= to || e <= s {
 			continue
 		}
-		n++
 		if lo < 0 || s < lo {
 			lo = s
 		}
@@ -122,10 +143,7 @@ func span[T any](items []T, from, to int64, bounds func(T) (int64, int64)) strin
 			hi = e
 		}
 	}
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%.1f–%.1fs", float64(lo-from)/1000, float64(hi-from)/1000)
+	return lo, hi
 }
 
 func (s *Summary) write(out string) error {
@@ -176,9 +194,13 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\n%s: disruption windows (times from the window's start)\n", v.Name)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tcheck predicts\tmeasured")
+		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tcheck predicts\tmeasured\t")
 		for _, x := range v.Windows {
-			fmt.Fprintf(tw, "  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s\n", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), orDash(x.Predicted), orDash(x.Measured))
+			verdict := ""
+			if x.WithinPrediction != nil {
+				verdict = map[bool]string{true: "within ± 1 health-check interval", false: "OUTSIDE the prediction"}[*x.WithinPrediction]
+			}
+			fmt.Fprintf(tw, "  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s\t%s\n", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), orDash(x.Predicted), orDash(x.Measured), verdict)
 		}
 		tw.Flush()
 	}

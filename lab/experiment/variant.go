@@ -34,6 +34,7 @@ type setup struct {
 	ingress               string // namespace/name of its Ingress
 	group                 string // the Ingress group (alb.ingress.kubernetes.io/group.name), if any
 	termination           *check.Timeline
+	healthCheck           *manifest.HealthCheck // the app's target group's, controller defaults filled in
 	findings              []string
 	checkErrors           int
 	config                map[string]string
@@ -72,6 +73,10 @@ func readSetup(ctx context.Context, cfg *Config, v Variant) (*setup, error) {
 			s.replicas = 1
 		}
 		s.termination = w.Termination
+		if len(mw.TargetGroups) > 0 {
+			hc := mw.TargetGroups[0].HealthCheck
+			s.healthCheck = &hc
+		}
 		break
 	}
 	if s.name == "" {
