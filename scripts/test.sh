@@ -47,4 +47,4 @@ go test -race -tags nolab -timeout 20m "$@" ./... ./drain/...
 # Kubernetes, and what they check is the binary's behaviour, not data races;
 # the lab's own packages are race-tested above). They need root or
 # unprivileged user namespaces for the lab's network namespace.
-go test -count=1 -timeout 15m "$@" ./lab/integration/ ./deploy/deploytest/
+go test -count=1 -timeout 40m "$@" ./lab/integration/ ./deploy/deploytest/
