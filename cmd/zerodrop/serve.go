@@ -6,13 +6,14 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"zerodrop.dev/zerodrop/drain"
 	"zerodrop.dev/zerodrop/orders/service"
 )
 
 func init() { register(newServeCmd) }
 
 func newServeCmd() *cobra.Command {
-	var v struct{ addr, db, admin, work, shutdown, delay, timeout, logFormat string }
+	var v struct{ addr, db, admin, work, shutdown, delay, timeout, logFormat, idle string }
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the orders service (the seed's logistics app) with a chosen shutdown behaviour",
@@ -44,6 +45,7 @@ See docs/serve.md.`,
 			f.Addr, f.DB, f.AdminAddr = set("addr", &v.addr), set("db", &v.db), set("admin-addr", &v.admin)
 			f.Work, f.Shutdown, f.LogFormat = set("work", &v.work), set("shutdown", &v.shutdown), set("log-format", &v.logFormat)
 			f.Delay, f.Timeout = set("shutdown-delay", &v.delay), set("shutdown-timeout", &v.timeout)
+			f.IdleTimeout = set("idle-timeout", &v.idle)
 			cfg, err := service.Load(os.LookupEnv, f)
 			if err != nil {
 				return withExitCode(2, err)
@@ -65,6 +67,7 @@ See docs/serve.md.`,
 	fl.StringVar(&v.shutdown, "shutdown", "graceful", "graceful | immediate | unwaited (env "+service.EnvShutdown+")")
 	fl.StringVar(&v.delay, "shutdown-delay", "15s", "keep serving this long after SIGTERM, readiness failing (env ZERODROP_SHUTDOWN_DELAY)")
 	fl.StringVar(&v.timeout, "shutdown-timeout", "10s", "then let in-flight requests run this long (env ZERODROP_SHUTDOWN_TIMEOUT)")
+	fl.StringVar(&v.idle, "idle-timeout", drain.DefaultIdleTimeout.String(), "close keep-alive connections idle this long; keep it above the load balancer's (ALB: 60s) (env "+service.EnvIdleTimeout+")")
 	fl.StringVar(&v.logFormat, "log-format", "text", "text | json (env "+service.EnvLogFormat+")")
 	return cmd
 }

@@ -173,6 +173,7 @@ func TestScaleArgv(t *testing.T) {
 		{[]string{"/zerodrop", "serve", "--shutdown-delay=20s", "--shutdown-timeout", "30"}, 0.1, []string{"/zerodrop", "serve", "--shutdown-delay=2s", "--shutdown-timeout", "3s"}},
 		{[]string{"/usr/local/bin/zerodrop", "sleep", "20s"}, 0.1, []string{"/usr/local/bin/zerodrop", "sleep", "2s"}},
 		{[]string{"zerodrop", "sleep", "1m30s"}, 2, []string{"zerodrop", "sleep", "3m0s"}},
+		{[]string{"/zerodrop", "serve", "--idle-timeout=5s"}, 0.1, []string{"/zerodrop", "serve", "--idle-timeout=500ms"}},
 		{[]string{"/zerodrop", "serve", "--shutdown-delay", "20s"}, 1, []string{"/zerodrop", "serve", "--shutdown-delay", "20s"}},
 		// Not durations, or not zerodrop's: left alone.
 		{[]string{"/zerodrop", "serve", "--shutdown-delay", "soon"}, 0.1, []string{"/zerodrop", "serve", "--shutdown-delay", "soon"}},
@@ -198,6 +199,7 @@ func TestScaleEnv(t *testing.T) {
 	}{
 		{"ZERODROP_SHUTDOWN_DELAY", "20s", "2s"},
 		{"ZERODROP_SHUTDOWN_TIMEOUT", "30", "3s"},
+		{"ZERODROP_IDLE_TIMEOUT", "75s", "7.5s"},
 		{"ZERODROP_SHUTDOWN_DELAY", "later", "later"},
 		{"SHUTDOWN_DELAY", "20s", "20s"},
 	} {

@@ -117,11 +117,11 @@ func (im *Image) Argv(command, args []string) []string {
 // durationFlags are the zerodrop flags and env vars whose values the lab
 // scales.
 var durationFlags = map[string]bool{
-	"--shutdown-delay": true, "--shutdown-timeout": true,
+	"--shutdown-delay": true, "--shutdown-timeout": true, "--idle-timeout": true,
 }
 
 var durationEnv = map[string]bool{
-	"ZERODROP_SHUTDOWN_DELAY": true, "ZERODROP_SHUTDOWN_TIMEOUT": true,
+	"ZERODROP_SHUTDOWN_DELAY": true, "ZERODROP_SHUTDOWN_TIMEOUT": true, "ZERODROP_IDLE_TIMEOUT": true,
 }
 
 // ScaleArgv multiplies the durations of the zerodrop command line argv

@@ -47,6 +47,8 @@ const (
 	EnvWork      = "ZERODROP_WORK"
 	EnvShutdown  = "ZERODROP_SHUTDOWN"
 	EnvLogFormat = "ZERODROP_LOG_FORMAT"
+	// EnvIdleTimeout is the keep-alive idle timeout (--idle-timeout).
+	EnvIdleTimeout = "ZERODROP_IDLE_TIMEOUT"
 )
 
 // Defaults.
@@ -73,13 +75,18 @@ type Config struct {
 	Delay     time.Duration
 	Timeout   time.Duration
 	LogFormat string // text or json
+	// IdleTimeout closes a keep-alive connection that carried no request
+	// for this long (http.Server.IdleTimeout). Keep it above the load
+	// balancer's idle timeout (ALB: 60 s): a shorter one closes connections
+	// the load balancer may be sending on (a 502).
+	IdleTimeout time.Duration
 	// StoreTimeout bounds each store call (0: orders.DefaultStoreTimeout).
 	StoreTimeout time.Duration
 }
 
 // Flags holds command-line values; nil means the flag was not given.
 type Flags struct {
-	Addr, DB, AdminAddr, Work, Shutdown, Delay, Timeout, LogFormat *string
+	Addr, DB, AdminAddr, Work, Shutdown, Delay, Timeout, LogFormat, IdleTimeout *string
 }
 
 // Load resolves the configuration: flag, else environment variable (read
@@ -170,6 +177,15 @@ func Load(lookup func(string) (string, bool), f Flags) (Config, error) {
 		default:
 			*d.dst = dur
 		}
+	}
+
+	idle, src := pick(f.IdleTimeout, "idle-timeout", EnvIdleTimeout, drain.DefaultIdleTimeout.String())
+	if d, err := time.ParseDuration(idle); err != nil {
+		bad(src, idle, errors.New("want a Go duration such as 75s or 2m"))
+	} else if d <= 0 {
+		bad(src, idle, errors.New("must be positive (keep it above the load balancer's idle timeout, 60 s on an ALB)"))
+	} else {
+		c.IdleTimeout = d
 	}
 
 	format, src := pick(f.LogFormat, "log-format", EnvLogFormat, "text")

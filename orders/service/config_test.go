@@ -19,22 +19,22 @@ func TestLoadPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != DefaultAddr || c.DB != "sqlite:zerodrop-orders.db" || c.Shutdown != Graceful || c.Delay != 15*time.Second ||
-		c.Timeout != 10*time.Second || !c.Work.IsZero() || c.LogFormat != "text" || c.AdminAddr != "" {
+		c.Timeout != 10*time.Second || !c.Work.IsZero() || c.LogFormat != "text" || c.AdminAddr != "" || c.IdleTimeout != 75*time.Second {
 		t.Errorf("defaults: %+v", c)
 	}
-	e := env(map[string]string{EnvAddr: "127.0.0.1:9001", EnvShutdown: "immediate", "ZERODROP_SHUTDOWN_DELAY": "2s", EnvWork: "exp:10ms", EnvDB: "postgres://u@127.0.0.1/db"})
+	e := env(map[string]string{EnvAddr: "127.0.0.1:9001", EnvShutdown: "immediate", "ZERODROP_SHUTDOWN_DELAY": "2s", EnvWork: "exp:10ms", EnvDB: "postgres://u@127.0.0.1/db", EnvIdleTimeout: "5s"})
 	c, err = Load(e, Flags{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:9001" || c.Shutdown != Immediate || c.Delay != 2*time.Second || c.Work.String() != "exp:10ms" || c.DB != "postgres://u@127.0.0.1/db" {
+	if c.Addr != "127.0.0.1:9001" || c.Shutdown != Immediate || c.Delay != 2*time.Second || c.Work.String() != "exp:10ms" || c.DB != "postgres://u@127.0.0.1/db" || c.IdleTimeout != 5*time.Second {
 		t.Errorf("env: %+v", c)
 	}
-	c, err = Load(e, Flags{Addr: sp("127.0.0.1:9002"), Shutdown: sp("unwaited"), Delay: sp("0s"), Work: sp("1ms-2ms")})
+	c, err = Load(e, Flags{Addr: sp("127.0.0.1:9002"), Shutdown: sp("unwaited"), Delay: sp("0s"), Work: sp("1ms-2ms"), IdleTimeout: sp("2m")})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Addr != "127.0.0.1:9002" || c.Shutdown != Unwaited || c.Delay != 0 || c.Work.String() != "1ms-2ms" {
+	if c.Addr != "127.0.0.1:9002" || c.Shutdown != Unwaited || c.Delay != 0 || c.Work.String() != "1ms-2ms" || c.IdleTimeout != 2*time.Minute {
 		t.Errorf("flags over env: %+v", c)
 	}
 }
@@ -55,6 +55,9 @@ func TestLoadErrorsNameTheSource(t *testing.T) {
 		{map[string]string{"ZERODROP_SHUTDOWN_DELAY": "soon"}, Flags{}, "ZERODROP_SHUTDOWN_DELAY"},
 		{nil, Flags{Timeout: sp("-1s")}, "--shutdown-timeout"},
 		{nil, Flags{LogFormat: sp("xml")}, "--log-format"},
+		{nil, Flags{IdleTimeout: sp("0s")}, "--idle-timeout=\"0s\": must be positive"},
+		{nil, Flags{IdleTimeout: sp("-5s")}, "--idle-timeout"},
+		{map[string]string{EnvIdleTimeout: "75"}, Flags{}, EnvIdleTimeout + "=\"75\": want a Go duration"},
 		{map[string]string{EnvAdminAddr: "9090"}, Flags{}, EnvAdminAddr},
 		{nil, Flags{Addr: sp("127.0.0.1:8000"), AdminAddr: sp("127.0.0.1:8000")}, "--admin-addr=\"127.0.0.1:8000\": the same address as --addr"},
 		{nil, Flags{AdminAddr: sp(DefaultAddr)}, "--admin-addr"},

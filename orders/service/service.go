@@ -71,13 +71,17 @@ func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
 		// that will not happen.
 		attrs = append(attrs, "delay", cfg.Delay.String(), "timeout", cfg.Timeout.String())
 	}
-	attrs = append(attrs, "work", cfg.Work.String(), "admin_addr", cfg.AdminAddr, "pid", os.Getpid())
+	idle := cfg.IdleTimeout
+	if idle <= 0 {
+		idle = drain.DefaultIdleTimeout
+	}
+	attrs = append(attrs, "idle_timeout", idle.String(), "work", cfg.Work.String(), "admin_addr", cfg.AdminAddr, "pid", os.Getpid())
 	log.Info("serve: started", attrs...)
 
 	srv := &http.Server{
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		ReadHeaderTimeout: drain.DefaultReadHeaderTimeout,
-		IdleTimeout:       drain.DefaultIdleTimeout,
+		IdleTimeout:       idle,
 	}
 	if cfg.Shutdown == Graceful {
 		srv.Handler = mux

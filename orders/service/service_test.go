@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -391,5 +392,69 @@ func TestHealthAndMetricsRefusePost(t *testing.T) {
 			p.signal(t)
 			p.wait(t, 10*time.Second)
 		})
+	}
+}
+
+// idleClose sends one request on a keep-alive connection, then waits up to
+// wait for the server to close the idle connection. It returns whether the
+// server closed it and how long after the response it did.
+func idleClose(t *testing.T, p *proc, wait time.Duration) (closed bool, after time.Duration) {
+	t.Helper()
+	conn, err := net.Dial("tcp", p.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", service.LivenessPath, p.addr); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || resp.Close {
+		t.Fatalf("liveness: status %d, close %v; want 200 on a kept-alive connection", resp.StatusCode, resp.Close)
+	}
+	idleFrom := time.Now()
+	conn.SetReadDeadline(idleFrom.Add(wait))
+	_, err = br.ReadByte()
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return false, 0
+	}
+	if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("reading the idle connection: %v; want EOF (closed by the server) or a timeout", err)
+	}
+	return true, time.Since(idleFrom)
+}
+
+// TestIdleTimeoutClosesIdleConnections: the server closes a keep-alive
+// connection idle longer than --idle-timeout (ZERODROP_IDLE_TIMEOUT), not
+// before; with the default (75 s, above the ALB's 60 s) the same connection
+// is still open after the short timeout would have closed it.
+func TestIdleTimeoutClosesIdleConnections(t *testing.T) {
+	const short = 300 * time.Millisecond
+	p := start(t, service.EnvIdleTimeout+"="+short.String())
+	if got := p.line("serve: started")["idle_timeout"]; got != short.String() {
+		t.Errorf("start log idle_timeout = %v, want %s", got, short)
+	}
+	closed, after := idleClose(t, p, 20*time.Second)
+	if !closed {
+		t.Fatalf("idle timeout %s: the connection was still open after 20 s", short)
+	}
+	if after < short-50*time.Millisecond {
+		t.Errorf("idle timeout %s: the server closed the connection after %s idle, before the timeout", short, after)
+	}
+	t.Logf("idle timeout %s: closed after %s idle", short, after.Round(time.Millisecond))
+
+	def := start(t)
+	if got := def.line("serve: started")["idle_timeout"]; got != "1m15s" {
+		t.Errorf("default idle_timeout = %v, want 1m15s (the drain library's DefaultIdleTimeout)", got)
+	}
+	if closed, after := idleClose(t, def, 4*short); closed {
+		t.Errorf("default idle timeout: the server closed an idle connection after %s", after)
 	}
 }
