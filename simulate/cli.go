@@ -140,6 +140,23 @@ func Main(ctx context.Context, o Options) error {
 	if target.IsZero() && loadTarget.IsZero() {
 		return usage("--target or --load-target is required (or --dry-run)")
 	}
+	reg := prometheus.NewRegistry()
+	metrics, err := NewMetrics(reg)
+	if err != nil {
+		return err
+	}
+	if o.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", o.MetricsAddr)
+		if err != nil {
+			return usage("--metrics-addr %s: %v", o.MetricsAddr, err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = srv.Serve(ln) }()
+		defer srv.Close()
+	}
+
 	// --kubeconfig, else $KUBECONFIG or ~/.kube/config, else the pod's
 	// in-cluster config (service account token, namespace).
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
@@ -159,23 +176,6 @@ func Main(ctx context.Context, o Options) error {
 	client, scaler, err := Clients(restCfg)
 	if err != nil {
 		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	metrics, err := NewMetrics(reg)
-	if err != nil {
-		return err
-	}
-	if o.MetricsAddr != "" {
-		ln, err := net.Listen("tcp", o.MetricsAddr)
-		if err != nil {
-			return usage("--metrics-addr %s: %v", o.MetricsAddr, err)
-		}
-		mux := http.NewServeMux()
-		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-		srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go func() { _ = srv.Serve(ln) }()
-		defer srv.Close()
 	}
 
 	// EMF lines go to stdout for CloudWatch; the progress then goes to

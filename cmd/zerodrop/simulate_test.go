@@ -42,6 +42,7 @@ func TestSimulateUsageErrors(t *testing.T) {
 		{[]string{"--duration", "-1s", "--target", "deployment/x"}, "--duration"},
 		{[]string{}, "--target or --load-target"},
 		{[]string{"--target", "deployment/x", "--kubeconfig", "/nonexistent/kubeconfig"}, "--kubeconfig"},
+		{[]string{"--target", "deployment/x", "--metrics-addr", "127.0.0.1:99999"}, "--metrics-addr"},
 	} {
 		r := zerodrop(t, "", append([]string{"simulate"}, tc.args...)...)
 		if r.code != 2 || !strings.Contains(r.stderr, tc.want) {

@@ -7,6 +7,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -274,9 +277,15 @@ func TestSimulateCommand(t *testing.T) {
 	ns := "simulate-cmd"
 	l.namespace(t, ns)
 	l.apply(t, simWorkload(ns, "logistics", 1))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metricsAddr := ln.Addr().String()
+	ln.Close()
 	cmd := exec.Command(binary, "simulate", "--kubeconfig", l.state.Kubeconfig, "-n", ns, "--target", "deployment/logistics",
-		"--profile", "constant:1", "--step", "1s", "--scale", "4", "--app-ratio", "0.5", "--duration", "1500ms",
-		"--state-configmap", "", "--emf", "-o", "json")
+		"--profile", "constant:1", "--step", "1s", "--scale", "4", "--app-ratio", "0.5", "--duration", "3s",
+		"--state-configmap", "", "--emf", "-o", "json", "--metrics-addr", metricsAddr)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	done := make(chan error, 1)
@@ -284,6 +293,19 @@ func TestSimulateCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	go func() { done <- cmd.Wait() }()
+	// While it runs, /metrics shows the wanted replicas.
+	var metrics string
+	for i := 0; i < 200 && len(done) == 0 && !strings.Contains(metrics, "zerodrop_simulate_replicas_wanted 3"); i++ {
+		time.Sleep(50 * time.Millisecond)
+		if resp, err := http.Get("http://" + metricsAddr + "/metrics"); err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			metrics = string(b)
+		}
+	}
+	if !strings.Contains(metrics, "zerodrop_simulate_replicas_wanted 3") || !strings.Contains(metrics, `zerodrop_simulate_scale_errors_total{what="app"} 0`) {
+		t.Errorf("/metrics while running:\n%s", metrics)
+	}
 	select {
 	case err := <-done:
 		if err != nil {
@@ -301,11 +323,11 @@ func TestSimulateCommand(t *testing.T) {
 		}
 		kinds = append(kinds, string(ev.Kind))
 	}
-	if got := strings.Join(kinds, ","); got != "start,step,step,stop" {
-		t.Errorf("events %s, want start,step,step,stop:\n%s", got, stderr.String())
+	if got := strings.Join(kinds, ","); got != "start,step,step,step,stop" {
+		t.Errorf("events %s, want start,step,step,step,stop:\n%s", got, stderr.String())
 	}
 	emf := strings.Split(strings.TrimSpace(stdout.String()), "\n")
-	if len(emf) != 2 || !strings.Contains(emf[0], `"Namespace":"appsimulator"`) || !strings.Contains(emf[0], `"app_workers":3`) {
+	if len(emf) != 3 || !strings.Contains(emf[0], `"Namespace":"appsimulator"`) || !strings.Contains(emf[0], `"app_workers":3`) {
 		t.Errorf("EMF lines:\n%s", stdout.String())
 	}
 	d, err := l.client.AppsV1().Deployments(ns).Get(context.Background(), "logistics", metav1.GetOptions{})
