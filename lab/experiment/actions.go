@@ -185,7 +185,7 @@ func (a *actions) KillNode(ctx context.Context, node string) (string, error) {
 	return name, a.r.ctl.LoseNode(name)
 }
 
-// scaleObject reads the current replicas through the scale subresource.
+// currentReplicas reads the replicas through the scale subresource.
 func (a *actions) currentReplicas(ctx context.Context) (int, error) {
 	res, _ := a.resource()
 	obj, err := res.Get(ctx, a.r.s.name, metav1.GetOptions{}, "scale")

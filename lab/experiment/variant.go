@@ -394,6 +394,5 @@ func progressFunc(cfg *Config, variant string, start time.Time) func(phase, form
 	}
 }
 
-// scenarioStart offsets the steps: the scenario's clock starts after the
-// warm-up.
+// scaled multiplies d by the time scale.
 func (r *running) scaled(d time.Duration) time.Duration { return r.cfg.scaled(d) }
