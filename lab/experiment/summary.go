@@ -194,13 +194,13 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\n%s: disruption windows (times from the window's start)\n", v.Name)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tcheck predicts\tmeasured\t")
+		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tcheck predicts\tmeasured")
 		for _, x := range v.Windows {
-			verdict := ""
+			line := fmt.Sprintf("  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), orDash(x.Predicted), orDash(x.Measured))
 			if x.WithinPrediction != nil {
-				verdict = map[bool]string{true: "within ± 1 health-check interval", false: "OUTSIDE the prediction"}[*x.WithinPrediction]
+				line += "\t" + map[bool]string{true: "within ± 1 health-check interval", false: "OUTSIDE the prediction"}[*x.WithinPrediction]
 			}
-			fmt.Fprintf(tw, "  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s\t%s\n", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), orDash(x.Predicted), orDash(x.Measured), verdict)
+			fmt.Fprintln(tw, line)
 		}
 		tw.Flush()
 	}
