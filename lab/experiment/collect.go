@@ -53,7 +53,7 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 	var podEvents []podEvent
 	appPrefix := r.s.namespace + "/"
 	for _, e := range evs {
-		if ip, ok := e.Fields["podIP"].(string); ok && strings.HasPrefix(e.Object, appPrefix) {
+		if ip, ok := e.Fields["podIP"].(string); ok && strings.HasPrefix(e.Source, "kubelet/") && strings.HasPrefix(e.Object, appPrefix) {
 			podOfIP[ip] = trimNS(e.Object)
 		}
 		if e.Time.Before(from) || e.Time.After(to) {
@@ -63,18 +63,35 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 		if !ok {
 			continue
 		}
-		isPod := strings.HasPrefix(e.Object, appPrefix)
+		// Pods are the kubelets' objects; the controller twin names its
+		// load balancers namespace/name too.
+		isPod := strings.HasPrefix(e.Source, "kubelet/") && strings.HasPrefix(e.Object, appPrefix)
 		isOther := strings.HasPrefix(e.Source, "alb/") || strings.HasPrefix(e.Source, "lbc") || e.Kind == "NodeLost" || e.Kind == "NodeRegistered" || e.Kind == "NodeRemoved"
 		if !isPod && !isOther {
 			continue
 		}
 		attrs := map[string]string{"lab_kind": e.Kind}
 		for k, v := range e.Fields {
-			if s := fmt.Sprint(v); len(s) < 200 {
+			s, ok := v.(string)
+			if !ok {
+				b, _ := json.Marshal(v)
+				s = string(b)
+			}
+			if len(s) < 400 {
 				attrs[k] = s
 			}
 		}
 		object := e.Object
+		switch {
+		case strings.HasPrefix(e.Source, "alb/"):
+			object = "target/" + e.Object
+		case e.Kind == "RegisterTargets" || e.Kind == "DeregisterTargets":
+			object = "targetgroup/" + e.Object
+		case e.Kind == "ModifyRule" || e.Kind == "WeightChangeSeen":
+			object = "loadbalancer/" + e.Object
+		case strings.HasPrefix(e.Kind, "Node"):
+			object = "node/" + e.Object
+		}
 		if isPod {
 			object = "pod/" + trimNS(e.Object)
 			podEvents = append(podEvents, podEvent{at: e.Time, kind: e.Kind, pod: trimNS(e.Object)})

@@ -49,7 +49,8 @@ type Preset struct {
 	// Sessions for scenarios without a demand cycle (unless the scenario
 	// sets its own).
 	Sessions int `json:"sessions"`
-	// Think is each user's pause between two sessions.
+	// Think is each user's pause between two sessions (before time
+	// scale).
 	Think time.Duration `json:"think"`
 }
 
@@ -57,10 +58,10 @@ type Preset struct {
 var Presets = map[string]Preset{
 	// small fits a 2-core machine in a few minutes: up to 9 app pods and
 	// 49 sessions, over 3 nodes.
-	"small": {Name: "small", Scale: 40, AppRatio: 0.2, AppMin: 1, SessionRatio: 1.2, SessionMin: 1, Nodes: 3, Sessions: 30, Think: 300 * time.Millisecond},
+	"small": {Name: "small", Scale: 40, AppRatio: 0.2, AppMin: 1, SessionRatio: 1.2, SessionMin: 1, Nodes: 3, Sessions: 30, Think: 600 * time.Millisecond},
 	// seed is the seed's size: 1,000 sessions and up to 100 app pods on
 	// 30 nodes.
-	"seed": {Name: "seed", Scale: 1000, AppRatio: 0.1, AppMin: 1, SessionRatio: 1, SessionMin: 1, Nodes: 30, Sessions: 500, Think: 2 * time.Second},
+	"seed": {Name: "seed", Scale: 1000, AppRatio: 0.1, AppMin: 1, SessionRatio: 1, SessionMin: 1, Nodes: 30, Sessions: 500, Think: 4 * time.Second},
 }
 
 // Config describes an experiment.

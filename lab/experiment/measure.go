@@ -97,10 +97,13 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 
 	var d *demand
 	warm, dur := r.scaled(sc.WarmupOrDefault()), r.scaled(sc.Duration.D())
+	// Think time is the scenario's (or the preset's) before time scale,
+	// like every other duration of a scenario.
 	think := r.cfg.Preset.Think
 	if sc.Think != nil {
 		think = sc.Think.D()
 	}
+	think = r.scaled(think)
 	var profile load.Profile = load.Constant{Value: float64(r.sessions())}
 	if sc.Demand != nil {
 		d = &demand{profile: sc.Demand.ProfileValue(), from: sc.Demand.From.D()}
@@ -258,6 +261,11 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 	cancelV()
 	if verr == nil {
 		res.Verify = ver
+		if ver.Errors > 0 {
+			// A write that could not be read back is neither kept nor
+			// lost: say so rather than count it as checked.
+			verr = fmt.Errorf("%d of %d read-backs failed (no answer or 5xx), so those writes are unverified", ver.Errors, int64(ledger.Len()))
+		}
 	}
 	for _, e := range events {
 		e.ev.AtMS = res.Offset(e.at)
