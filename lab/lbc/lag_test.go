@@ -45,14 +45,26 @@ func endpointSlice(terminating3 bool) *discoveryv1.EndpointSlice {
 // The lag pipeline on a fake clock: a target change reaches the ALB API
 // exactly reconcile lag + API latency after the controller saw it, never
 // before.
-func TestLagPipeline(t *testing.T) {
+// lagHarness runs the controller on a fake clock against a fake API with
+// one Service "web" behind an ip-mode Ingress and the given EndpointSlice.
+type lagHarness struct {
+	client  *fake.Clientset
+	fc      *clocktesting.FakeClock
+	rec     *labevent.Recorder
+	ctx     context.Context
+	find    func(kind, target string) (time.Time, bool)
+	advance func(limit time.Duration, cond func() bool)
+}
+
+func newLagHarness(t *testing.T, slice *discoveryv1.EndpointSlice) *lagHarness {
+	t.Helper()
 	prefix := networkingv1.PathTypePrefix
 	className := "alb"
 	client := fake.NewSimpleClientset(
 		&networkingv1.IngressClass{ObjectMeta: metav1.ObjectMeta{Name: "alb"}, Spec: networkingv1.IngressClassSpec{Controller: "ingress.k8s.aws/alb"}},
 		&corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default"},
 			Spec: corev1.ServiceSpec{Selector: map[string]string{"app": "web"}, Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8000)}}}},
-		endpointSlice(false),
+		slice,
 		&networkingv1.Ingress{
 			ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "default", Annotations: map[string]string{
 				"alb.ingress.kubernetes.io/target-type": "ip",
@@ -72,7 +84,7 @@ func TestLagPipeline(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = c.Run(ctx); close(done) }()
-	defer func() { cancel(); <-done }()
+	t.Cleanup(func() { cancel(); <-done })
 
 	find := func(kind, target string) (time.Time, bool) {
 		for _, e := range rec.Events() {
@@ -91,6 +103,12 @@ func TestLagPipeline(t *testing.T) {
 			time.Sleep(2 * time.Millisecond)
 		}
 	}
+	return &lagHarness{client: client, fc: fc, rec: rec, ctx: ctx, find: find, advance: advance}
+}
+
+func TestLagPipeline(t *testing.T) {
+	h := newLagHarness(t, endpointSlice(false))
+	client, fc, rec, ctx, find, advance := h.client, h.fc, h.rec, h.ctx, h.find, h.advance
 	advance(5*time.Second, func() bool { _, ok := find("LoadBalancerCreated", ""); return ok })
 	created, ok := find("LoadBalancerCreated", "")
 	if !ok {
@@ -138,4 +156,46 @@ func anyStrings(v any) []string {
 		return out
 	}
 	return nil
+}
+
+// A target whose endpoint comes back while it is still draining cannot be
+// registered again (the API refuses the whole call): it must not hold
+// back a new target registered in the same reconcile.
+func TestDrainingTargetDoesNotBlockNewOnes(t *testing.T) {
+	h := newLagHarness(t, endpointSlice(false))
+	h.advance(5*time.Second, func() bool { _, ok := h.find("RegisterTargets", "127.0.0.3:8000"); return ok })
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(h.ctx, endpointSlice(true), metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	h.advance(5*time.Second, func() bool { _, ok := h.find("DeregisterTargets", "127.0.0.3:8000"); return ok })
+	if _, ok := h.find("DeregisterTargets", "127.0.0.3:8000"); !ok {
+		t.Fatalf("no deregistration; events %+v", h.rec.Events())
+	}
+	h.advance(2*time.Second, func() bool { return false }) // the API shows it draining (300 s default delay)
+
+	// The endpoint is ready again (a readiness flap) and a new one appears.
+	back := endpointSlice(false)
+	back.Endpoints = append(back.Endpoints, discoveryv1.Endpoint{Addresses: []string{"127.0.0.4"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}})
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(h.ctx, back, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	registered := func(addr string) bool {
+		for _, e := range h.rec.Events() {
+			if e.Kind == "RegisterTargets" && e.Message == "" && strings.Contains(strings.Join(anyStrings(e.Fields["targets"]), " "), addr) {
+				return true
+			}
+		}
+		return false
+	}
+	h.advance(5*time.Second, func() bool { return registered("127.0.0.4:8000") })
+	if !registered("127.0.0.4:8000") {
+		t.Fatalf("the new target was never registered; events %+v", h.rec.Events())
+	}
+	for _, e := range h.rec.Events() {
+		if e.Kind == "RegisterTargets" && e.Message != "" {
+			t.Errorf("a RegisterTargets call was refused: %s", e.Message)
+		}
+	}
 }

@@ -126,6 +126,12 @@ type Controller struct {
 	// warned is the last Warning each user binding got (namespace/name),
 	// so a standing problem is reported once, not on every reconcile.
 	warned map[string]string
+
+	// unregistered holds, per target group, the targets of a
+	// RegisterTargets call the API refused: the next reconcile tries them
+	// again, as the controller's reconciler retries a failed model.
+	retryMu      sync.Mutex
+	unregistered map[*targetGroup][]string
 }
 
 type group struct {
@@ -187,7 +193,7 @@ func New(cfg Config) *Controller {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), groups: map[string]*group{}, warned: map[string]string{}}
+	return &Controller{cfg: cfg, kick: make(chan struct{}, 1), groups: map[string]*group{}, warned: map[string]string{}, unregistered: map[*targetGroup][]string{}}
 }
 
 // after runs f in its own goroutine once d has passed on the controller's
@@ -760,6 +766,23 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 		n, _ := c.factory.Core().V1().Nodes().Lister().Get(name)
 		return n
 	}
+	c.retryMu.Lock()
+	for _, addr := range c.unregistered[tg] {
+		delete(tg.intended, addr)
+	}
+	delete(c.unregistered, tg)
+	c.retryMu.Unlock()
+	// A target still in its deregistration delay cannot be registered
+	// again (the API refuses the whole call): it waits until its drain
+	// ends, so it cannot hold back the other new targets.
+	draining := map[string]bool{}
+	if d, err := g.lb.DescribeTargetHealth(alb.DescribeTargetHealthInput{TargetGroupName: tg.name}); err == nil {
+		for _, t := range d.TargetHealthDescriptions {
+			if t.TargetHealth.State == alb.StateDraining {
+				draining[t.Target.String()] = true
+			}
+		}
+	}
 	desired := map[string]Target{}
 	targets := IPTargets(slices, tg.portName, pods, nodes)
 	if tg.nodePort != 0 {
@@ -788,7 +811,7 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 	}
 	var add, remove []alb.TargetDescription
 	for addr := range desired {
-		if !tg.intended[addr] {
+		if !tg.intended[addr] && !draining[addr] {
 			add = append(add, targetDesc(addr))
 			tg.intended[addr] = true
 		}
@@ -815,6 +838,12 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 		c.after(delay, func() {
 			out, err := lb.RegisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: add})
 			c.emit("RegisterTargets", tg.name, errText(err), map[string]any{"targets": descs(add), "effectiveAt": out.EffectiveAt})
+			if err != nil {
+				c.retryMu.Lock()
+				c.unregistered[tg] = append(c.unregistered[tg], descs(add)...)
+				c.retryMu.Unlock()
+				c.queue()
+			}
 		})
 	}
 	if len(remove) > 0 {
