@@ -53,6 +53,9 @@ func readSetup(ctx context.Context, cfg *Config, v Variant) (*setup, error) {
 	}
 	ccfg := check.DefaultConfig()
 	ccfg.DeregistrationPropagation = cfg.lbLag()
+	if cfg.LBModifyRule > 0 {
+		ccfg.WeightChangeLag = cfg.LBModifyRule
+	}
 	rep := check.Run(model, ccfg)
 	s := &setup{checkErrors: rep.Counts["error"], config: map[string]string{}}
 	for _, f := range rep.All() {
