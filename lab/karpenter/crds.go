@@ -9,11 +9,11 @@ import (
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	karpenterapis "sigs.k8s.io/karpenter/pkg/apis"
+
+	"zerodrop.dev/zerodrop/lab/crd"
 )
 
 // InstallCRDs installs the CustomResourceDefinitions Karpenter v1.8.0
@@ -21,45 +21,11 @@ import (
 // validations included) and the lab's LabNodeClass, and waits until they
 // are established. It is the lab's KarpenterCRDs.
 func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
-	cs, err := apiextensions.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("apiextensions client: %w", err)
-	}
-	crds := append([]*apiextensionsv1.CustomResourceDefinition{}, karpenterapis.CRDs...)
 	nc, err := NodeClassCRD(time.Now())
 	if err != nil {
 		return err
 	}
-	crds = append(crds, nc)
-	for _, crd := range crds {
-		if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd.DeepCopy(), metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("installing the %s CRD: %w", crd.Name, err)
-		}
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, crd := range crds {
-		for {
-			got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-			established := false
-			if err == nil {
-				for _, c := range got.Status.Conditions {
-					established = established || (c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue)
-				}
-			}
-			if established {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("CRD %s not established after 30s: %v", crd.Name, err)
-			}
-			select {
-			case <-ctx.Done():
-				return ctx.Err()
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}
-	return nil
+	return crd.Install(ctx, cfg, append(append([]*apiextensionsv1.CustomResourceDefinition{}, karpenterapis.CRDs...), nc)...)
 }
 
 // NodeClassCRD is the LabNodeClass CustomResourceDefinition (cluster

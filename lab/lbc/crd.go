@@ -2,15 +2,13 @@ package lbc
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/rest"
+
+	labcrd "zerodrop.dev/zerodrop/lab/crd"
 )
 
 // TargetGroupBindingResource is the elbv2.k8s.aws TargetGroupBinding
@@ -20,10 +18,6 @@ var TargetGroupBindingResource = schema.GroupVersionResource{Group: "elbv2.k8s.a
 // InstallCRDs installs the TargetGroupBinding CustomResourceDefinition (the
 // fields the lab reads; unknown ones are kept) and waits until it serves.
 func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
-	cs, err := apiextensions.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("apiextensions client: %w", err)
-	}
 	str := apiextensionsv1.JSONSchemaProps{Type: "string"}
 	preserve := true
 	crd := &apiextensionsv1.CustomResourceDefinition{
@@ -69,26 +63,5 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 			}},
 		},
 	}
-	if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("installing the TargetGroupBinding CRD: %w", err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, crd.Name, metav1.GetOptions{})
-		if err == nil {
-			for _, c := range got.Status.Conditions {
-				if c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue {
-					return nil
-				}
-			}
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("the TargetGroupBinding CRD is not established after 30s: %v", err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
+	return labcrd.Install(ctx, cfg, crd)
 }

@@ -4,14 +4,12 @@ package rollouts
 
 import (
 	"context"
-	"fmt"
-	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	apiextensions "k8s.io/apiextensions-apiserver/pkg/client/clientset/clientset"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
+
+	labcrd "zerodrop.dev/zerodrop/lab/crd"
 )
 
 // InstallCRDs installs the argoproj.io CustomResourceDefinitions the
@@ -21,10 +19,6 @@ import (
 // keep every field (the controller reads them through tolerant informers
 // and validates them itself).
 func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
-	cs, err := apiextensions.NewForConfig(cfg)
-	if err != nil {
-		return fmt.Errorf("apiextensions client: %w", err)
-	}
 	preserve := true
 	schema := &apiextensionsv1.CustomResourceValidation{OpenAPIV3Schema: &apiextensionsv1.JSONSchemaProps{
 		Type: "object", XPreserveUnknownFields: &preserve,
@@ -41,7 +35,7 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 		{"clusteranalysistemplates", "clusteranalysistemplate", "ClusterAnalysisTemplate", "cat", apiextensionsv1.ClusterScoped, false},
 		{"experiments", "experiment", "Experiment", "exp", apiextensionsv1.NamespaceScoped, false},
 	}
-	var names []string
+	var crds []*apiextensionsv1.CustomResourceDefinition
 	for _, k := range kinds {
 		sub := &apiextensionsv1.CustomResourceSubresources{Status: &apiextensionsv1.CustomResourceSubresourceStatus{}}
 		if k.scale {
@@ -50,7 +44,7 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 				SpecReplicasPath: ".spec.replicas", StatusReplicasPath: ".status.HPAReplicas", LabelSelectorPath: &selector,
 			}
 		}
-		crd := &apiextensionsv1.CustomResourceDefinition{
+		crds = append(crds, &apiextensionsv1.CustomResourceDefinition{
 			ObjectMeta: metav1.ObjectMeta{Name: k.plural + ".argoproj.io"},
 			Spec: apiextensionsv1.CustomResourceDefinitionSpec{
 				Group: "argoproj.io",
@@ -61,30 +55,7 @@ func InstallCRDs(ctx context.Context, cfg *rest.Config) error {
 					Name: "v1alpha1", Served: true, Storage: true, Schema: schema, Subresources: sub,
 				}},
 			},
-		}
-		if _, err := cs.ApiextensionsV1().CustomResourceDefinitions().Create(ctx, crd, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("installing the %s CRD: %w", k.kind, err)
-		}
-		names = append(names, crd.Name)
+		})
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for _, name := range names {
-		for {
-			got, err := cs.ApiextensionsV1().CustomResourceDefinitions().Get(ctx, name, metav1.GetOptions{})
-			established := false
-			if err == nil {
-				for _, c := range got.Status.Conditions {
-					established = established || (c.Type == apiextensionsv1.Established && c.Status == apiextensionsv1.ConditionTrue)
-				}
-			}
-			if established {
-				break
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("CRD %s not established after 30s: %v", name, err)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-	}
-	return nil
+	return labcrd.Install(ctx, cfg, crds...)
 }
