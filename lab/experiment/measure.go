@@ -285,6 +285,16 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 	if err != nil {
 		return vr, err
 	}
+	for drained := false; !drained; {
+		select {
+		case err := <-acts.drains:
+			if err != nil {
+				stepErrs = append(stepErrs, "drain: "+err.Error())
+			}
+		default:
+			drained = true
+		}
+	}
 	vr.StepErrors = stepErrs
 	if verr != nil {
 		vr.VerifyError = verr.Error()
