@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -288,7 +289,7 @@ func (r *running) measure(ctx context.Context) (*VariantResult, error) {
 	for drained := false; !drained; {
 		select {
 		case err := <-acts.drains:
-			if err != nil {
+			if err != nil && !errors.Is(err, context.Canceled) { // cut short by the end of the run
 				stepErrs = append(stepErrs, "drain: "+err.Error())
 			}
 		default:
