@@ -199,3 +199,34 @@ func TestDrainingTargetDoesNotBlockNewOnes(t *testing.T) {
 		}
 	}
 }
+
+// When every target of a group is replaced at once (a Service's selector
+// switched), the new targets are registered before the old ones are
+// deregistered, so the data plane never has none.
+func TestReplacedTargetsRegisterBeforeDeregister(t *testing.T) {
+	h := newLagHarness(t, endpointSlice(false))
+	h.advance(5*time.Second, func() bool { _, ok := h.find("RegisterTargets", "127.0.0.3:8000"); return ok })
+	swapped := endpointSlice(false)
+	swapped.Endpoints = []discoveryv1.Endpoint{
+		{Addresses: []string{"127.0.0.4"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
+		{Addresses: []string{"127.0.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
+	}
+	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(h.ctx, swapped, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	h.advance(5*time.Second, func() bool { _, ok := h.find("DeregisterTargets", "127.0.0.2:8000"); return ok })
+	reg, dereg := -1, -1
+	for i, e := range h.rec.Events() {
+		targets := strings.Join(anyStrings(e.Fields["targets"]), " ")
+		if e.Kind == "RegisterTargets" && strings.Contains(targets, "127.0.0.4:8000") && reg < 0 {
+			reg = i
+		}
+		if e.Kind == "DeregisterTargets" && strings.Contains(targets, "127.0.0.2:8000") && dereg < 0 {
+			dereg = i
+		}
+	}
+	if reg < 0 || dereg < 0 || reg > dereg {
+		t.Fatalf("RegisterTargets at event %d, DeregisterTargets at %d: want the registration first", reg, dereg)
+	}
+}

@@ -834,8 +834,15 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 	}
 	delay := c.scaled(c.cfg.ReconcileLag + c.cfg.APILatency)
 	lb := g.lb
-	if len(add) > 0 {
-		c.after(delay, func() {
+	if len(add) == 0 && len(remove) == 0 {
+		return
+	}
+	// One reconcile's calls go out in order, registrations first: a target
+	// group whose targets are all replaced at once (a Service's selector
+	// switched, as Argo Rollouts does at promotion) never has none
+	// registered in between.
+	c.after(delay, func() {
+		if len(add) > 0 {
 			out, err := lb.RegisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: add})
 			c.emit("RegisterTargets", tg.name, errText(err), map[string]any{"targets": descs(add), "effectiveAt": out.EffectiveAt})
 			if err != nil {
@@ -844,14 +851,12 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 				c.retryMu.Unlock()
 				c.queue()
 			}
-		})
-	}
-	if len(remove) > 0 {
-		c.after(delay, func() {
+		}
+		if len(remove) > 0 {
 			out, err := lb.DeregisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: remove})
 			c.emit("DeregisterTargets", tg.name, errText(err), map[string]any{"targets": descs(remove), "effectiveAt": out.EffectiveAt})
-		})
-	}
+		}
+	})
 }
 
 func targetDesc(addr string) alb.TargetDescription {
