@@ -67,9 +67,6 @@ func (a *actions) scaled(from, to int) {
 	}
 }
 
-// SetProfile is handled by the demand driver (see demand.go).
-func (a *actions) SetProfile(context.Context, string) error { return nil }
-
 // Rollout restarts the pods as kubectl rollout restart does: a new
 // template annotation, so the workload's strategy replaces every pod.
 func (a *actions) Rollout(ctx context.Context) error {

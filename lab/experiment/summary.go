@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -233,11 +232,6 @@ func (s *Summary) WriteText(w io.Writer) {
 			fmt.Fprintf(w, "\n%s: reading writes back failed: %s\n", v.Name, v.VerifyError)
 		}
 	}
-	names := make([]string, 0, len(s.Variants))
-	for _, v := range s.Variants {
-		names = append(names, v.Name)
-	}
-	sort.Strings(names)
 	fmt.Fprintf(w, "\nresults, ALB access logs and lab events: %s\n", s.Out)
 	fmt.Fprintf(w, "HTML report: zerodrop report %s\n", strings.Join(resultPaths(s), " "))
 }
