@@ -34,7 +34,7 @@ func ingressHost(t *testing.T, ns, name string) string {
 // at most 2000 requests) through host while fn runs and
 // returns the status counts and transport errors.
 func trafficDuring(host, path string, workers int, fn func()) (map[int]int, []string) {
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 20 * time.Second} // above the ALB's 10 s connect timeout, so every failure is the ALB's answer
 	ctx, stop := context.WithCancel(context.Background())
 	var mu sync.Mutex
 	codes := map[int]int{}

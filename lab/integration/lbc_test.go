@@ -82,7 +82,7 @@ func ipModeDeletion(t *testing.T, ns, preStop, delay string, check bool) int {
 		host = fmt.Sprintf("%s:%d", lb.IP, lb.Ports[0].Port)
 		return true, nil
 	})
-	client := &http.Client{Timeout: 5 * time.Second}
+	client := &http.Client{Timeout: 20 * time.Second} // above the ALB's 10 s connect timeout, so every failure is the ALB's answer
 	waitHealthyTargets(t, ns+"/web", 3)
 	// Steady traffic from the host through the ALB while one pod is deleted.
 	ctx, stop := context.WithCancel(context.Background())

@@ -208,7 +208,14 @@ func (c *Controller) scaled(d time.Duration) time.Duration {
 }
 
 func (c *Controller) emit(kind, object, msg string, fields map[string]any) {
-	c.cfg.Events.Emit(labevent.Event{Time: c.cfg.Clock.Now(), Source: "lbc", Kind: kind, Object: object, Message: msg, Fields: fields})
+	c.emitAt(c.cfg.Clock.Now(), kind, object, msg, fields)
+}
+
+// emitAt records an event at a given time: an API call's event carries
+// the time the call was made, from which the ALB counts its propagation,
+// not the time it returned.
+func (c *Controller) emitAt(at time.Time, kind, object, msg string, fields map[string]any) {
+	c.cfg.Events.Emit(labevent.Event{Time: at, Source: "lbc", Kind: kind, Object: object, Message: msg, Fields: fields})
 }
 
 // Run watches the cluster and reconciles until ctx ends; the ALBs close
@@ -579,8 +586,9 @@ func (c *Controller) modifyWeights(g *group, want map[int][]alb.WeightedTargetGr
 		lb, prio := g.lb, prio
 		c.emit("WeightChangeSeen", g.name, "", map[string]any{"priority": prio, "weights": desc})
 		c.after(c.scaled(c.cfg.ModifyRuleLag), func() {
+			at := c.cfg.Clock.Now()
 			out, err := lb.ModifyRule(alb.ModifyRuleInput{Priority: prio, Actions: []alb.Action{{Type: "forward", ForwardConfig: alb.ForwardConfig{TargetGroups: tuples}}}})
-			c.emit("ModifyRule", g.name, errText(err), map[string]any{"priority": prio, "weights": desc, "effectiveAt": out.EffectiveAt})
+			c.emitAt(at, "ModifyRule", g.name, errText(err), map[string]any{"priority": prio, "weights": desc, "effectiveAt": out.EffectiveAt})
 		})
 	}
 }
@@ -843,8 +851,9 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 	// registered in between.
 	c.after(delay, func() {
 		if len(add) > 0 {
+			at := c.cfg.Clock.Now()
 			out, err := lb.RegisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: add})
-			c.emit("RegisterTargets", tg.name, errText(err), map[string]any{"targets": descs(add), "effectiveAt": out.EffectiveAt})
+			c.emitAt(at, "RegisterTargets", tg.name, errText(err), map[string]any{"targets": descs(add), "effectiveAt": out.EffectiveAt})
 			if err != nil {
 				c.retryMu.Lock()
 				c.unregistered[tg] = append(c.unregistered[tg], descs(add)...)
@@ -853,8 +862,9 @@ func (c *Controller) syncTargets(g *group, tg *targetGroup) {
 			}
 		}
 		if len(remove) > 0 {
+			at := c.cfg.Clock.Now()
 			out, err := lb.DeregisterTargets(alb.TargetsInput{TargetGroupName: tg.name, Targets: remove})
-			c.emit("DeregisterTargets", tg.name, errText(err), map[string]any{"targets": descs(remove), "effectiveAt": out.EffectiveAt})
+			c.emitAt(at, "DeregisterTargets", tg.name, errText(err), map[string]any{"targets": descs(remove), "effectiveAt": out.EffectiveAt})
 		}
 	})
 }
