@@ -2,6 +2,7 @@ package lbc
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -200,33 +201,44 @@ func TestDrainingTargetDoesNotBlockNewOnes(t *testing.T) {
 	}
 }
 
-// When every target of a group is replaced at once (a Service's selector
-// switched), the new targets are registered before the old ones are
-// deregistered, so the data plane never has none.
+// A reconcile that replaces every target of a group (Argo Rollouts
+// switching a Service's selector at promotion) sends its RegisterTargets
+// before its DeregisterTargets, so the group never has none registered.
+// The calls used to go out on two timers of the same delay, whose order
+// was a coin toss; eight swaps in a row catch that with odds of 255/256.
 func TestReplacedTargetsRegisterBeforeDeregister(t *testing.T) {
 	h := newLagHarness(t, endpointSlice(false))
 	h.advance(5*time.Second, func() bool { _, ok := h.find("RegisterTargets", "127.0.0.3:8000"); return ok })
-	swapped := endpointSlice(false)
-	swapped.Endpoints = []discoveryv1.Endpoint{
-		{Addresses: []string{"127.0.0.4"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
-		{Addresses: []string{"127.0.0.5"}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}},
-	}
-	if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(h.ctx, swapped, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	h.advance(5*time.Second, func() bool { _, ok := h.find("DeregisterTargets", "127.0.0.2:8000"); return ok })
-	reg, dereg := -1, -1
-	for i, e := range h.rec.Events() {
-		targets := strings.Join(anyStrings(e.Fields["targets"]), " ")
-		if e.Kind == "RegisterTargets" && strings.Contains(targets, "127.0.0.4:8000") && reg < 0 {
-			reg = i
+	oldSet := []string{"127.0.0.2", "127.0.0.3"}
+	for swap := 1; swap <= 8; swap++ {
+		// Fresh addresses each time: a draining target is not registered again.
+		newSet := []string{fmt.Sprintf("127.0.1.%d", 2*swap), fmt.Sprintf("127.0.1.%d", 2*swap+1)}
+		slice := endpointSlice(false)
+		slice.Endpoints = nil
+		for _, a := range newSet {
+			slice.Endpoints = append(slice.Endpoints, discoveryv1.Endpoint{Addresses: []string{a}, Conditions: discoveryv1.EndpointConditions{Ready: ptr(true)}})
 		}
-		if e.Kind == "DeregisterTargets" && strings.Contains(targets, "127.0.0.2:8000") && dereg < 0 {
-			dereg = i
+		seen := len(h.rec.Events())
+		if _, err := h.client.DiscoveryV1().EndpointSlices("default").Update(h.ctx, slice, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if reg < 0 || dereg < 0 || reg > dereg {
-		t.Fatalf("RegisterTargets at event %d, DeregisterTargets at %d: want the registration first", reg, dereg)
+		time.Sleep(50 * time.Millisecond)
+		// index finds the first call of a kind at or after seen naming target.
+		index := func(kind, target string) int {
+			for i, e := range h.rec.Events()[seen:] {
+				if e.Kind == kind && strings.Contains(strings.Join(anyStrings(e.Fields["targets"]), " "), target) {
+					return seen + i
+				}
+			}
+			return -1
+		}
+		h.advance(5*time.Second, func() bool {
+			return index("DeregisterTargets", oldSet[0]+":8000") >= 0 && index("RegisterTargets", newSet[0]+":8000") >= 0
+		})
+		reg, dereg := index("RegisterTargets", newSet[0]+":8000"), index("DeregisterTargets", oldSet[0]+":8000")
+		if reg < 0 || dereg < 0 || reg > dereg {
+			t.Fatalf("swap %d (%v → %v): RegisterTargets at event %d, DeregisterTargets at %d; want the registration first", swap, oldSet, newSet, reg, dereg)
+		}
+		oldSet = newSet
 	}
 }
