@@ -354,8 +354,13 @@ func (r *running) cycle(d *demand) simulate.Cycle {
 	if h, ok := r.cfg.Scenario.Demand.ProfileValue().(load.HalfSine); ok && h.Step > 0 {
 		step = h.Step
 	}
+	return p.cycle(wallDemand{d: d, timeScale: r.cfg.TimeScale}, r.scaled(step))
+}
+
+// cycle is a demand cycle over profile with the preset's formulas.
+func (p Preset) cycle(profile load.Profile, step time.Duration) simulate.Cycle {
 	return simulate.Cycle{
-		Profile: wallDemand{d: d, timeScale: r.cfg.TimeScale}, Step: r.scaled(step),
+		Profile: profile, Step: step,
 		Scale: p.Scale, AppRatio: p.AppRatio, AppMin: p.AppMin, SessionRatio: p.SessionRatio, SessionMin: p.SessionMin,
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"zerodrop.dev/zerodrop/load"
 	"zerodrop.dev/zerodrop/results"
 )
 
@@ -87,12 +88,32 @@ func TestAttributionNamesPodsAndSteps(t *testing.T) {
 }
 
 func TestPresetsAreValidCycles(t *testing.T) {
-	for name, p := range Presets {
-		if p.Scale <= 0 || p.AppRatio <= 0 || p.SessionRatio <= 0 || p.Think <= 0 {
-			t.Errorf("%s: %+v", name, p)
-		}
+	// The peaks each preset's doc comment promises: replicas and sessions
+	// at demand 1, and the floor at demand 0.
+	want := map[string]struct{ peakReplicas, peakSessions int }{
+		"small": {9, 49},
+		"seed":  {101, 1001},
 	}
-	if s := Presets["seed"]; int(s.Scale*s.AppRatio)+s.AppMin != 101 || int(s.Scale*s.SessionRatio)+s.SessionMin != 1001 {
-		t.Errorf("seed preset peaks: %+v; want about 100 pods and 1,000 sessions", s)
+	for name, p := range Presets {
+		if p.Name != name {
+			t.Errorf("preset %q is named %q", name, p.Name)
+		}
+		if p.Nodes <= 0 || p.Sessions <= 0 || p.Think <= 0 {
+			t.Errorf("%s: nodes %d, sessions %d, think %s; want all positive", name, p.Nodes, p.Sessions, p.Think)
+		}
+		c := p.cycle(load.HalfSine{Min: 0, Max: 1, Period: 20 * time.Second, Step: time.Second}, time.Second)
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		peak, floor := c.PointAt(10), c.PointAt(0)
+		if w, ok := want[name]; !ok {
+			t.Errorf("preset %s has no expected peak in this test", name)
+		} else if peak.Demand != 1 || peak.Replicas != w.peakReplicas || peak.Sessions != w.peakSessions {
+			t.Errorf("%s at demand %g: %d replicas, %d sessions; want %d and %d", name, peak.Demand, peak.Replicas, peak.Sessions, w.peakReplicas, w.peakSessions)
+		}
+		if floor.Replicas != p.AppMin || floor.Sessions != p.SessionMin || floor.Replicas < 1 {
+			t.Errorf("%s at demand 0: %d replicas, %d sessions; want at least one pod", name, floor.Replicas, floor.Sessions)
+		}
 	}
 }
