@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -258,4 +259,39 @@ spec:
           preStop:
             sleep: {seconds: %[4]s}
 `, ns, name, replicas, preStop, delay, grace)
+}
+
+// trafficDuring sends bounded steady traffic (each of workers users sends
+// at most 2000 requests) through host while fn runs and
+// returns the status counts and transport errors.
+func trafficDuring(host, path string, workers int, fn func()) (map[int]int, []string) {
+	client := &http.Client{Timeout: 20 * time.Second} // above the ALB's 10 s connect timeout, so every failure is the ALB's answer
+	ctx, stop := context.WithCancel(context.Background())
+	var mu sync.Mutex
+	codes := map[int]int{}
+	var errs []string
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 2000 && ctx.Err() == nil; i++ {
+				resp, err := client.Get("http://" + host + path)
+				mu.Lock()
+				if err != nil {
+					errs = append(errs, err.Error())
+				} else {
+					codes[resp.StatusCode]++
+					resp.Body.Close()
+				}
+				mu.Unlock()
+				time.Sleep(20 * time.Millisecond)
+			}
+		}()
+	}
+	time.Sleep(time.Second)
+	fn()
+	stop()
+	wg.Wait()
+	return codes, errs
 }

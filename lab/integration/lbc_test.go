@@ -5,11 +5,9 @@ package integration
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -82,41 +80,16 @@ func ipModeDeletion(t *testing.T, ns, preStop, delay string, check bool) int {
 		host = fmt.Sprintf("%s:%d", lb.IP, lb.Ports[0].Port)
 		return true, nil
 	})
-	client := &http.Client{Timeout: 20 * time.Second} // above the ALB's 10 s connect timeout, so every failure is the ALB's answer
 	waitHealthyTargets(t, ns+"/web", 3)
 	// Steady traffic from the host through the ALB while one pod is deleted.
-	ctx, stop := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var errs []string
-	var wg sync.WaitGroup
-	for w := 0; w < 4; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 2000 && ctx.Err() == nil; i++ { // bounded: 4 × 2000 requests at most
-				resp, err := client.Get("http://" + host + "/logistics/health")
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err.Error())
-				} else {
-					codes[resp.StatusCode]++
-					resp.Body.Close()
-				}
-				mu.Unlock()
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	time.Sleep(time.Second)
 	victim := pods[0]
-	if out, err := shared.kubectl(t, "", "-n", ns, "delete", "pod", victim.Name, "--wait=false"); err != nil {
-		t.Fatalf("delete: %v %s", err, out)
-	}
-	waitGone(t, ns, victim.Name, 60*time.Second)
-	time.Sleep(time.Second)
-	stop()
-	wg.Wait()
+	codes, errs := trafficDuring(host, "/logistics/health", 4, func() {
+		if out, err := shared.kubectl(t, "", "-n", ns, "delete", "pod", victim.Name, "--wait=false"); err != nil {
+			t.Fatalf("delete: %v %s", err, out)
+		}
+		waitGone(t, ns, victim.Name, 60*time.Second)
+		time.Sleep(time.Second)
+	})
 	failed := len(errs)
 	for code, n := range codes {
 		if code != 200 {

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -172,39 +170,16 @@ func TestDeletedPodTargetGives504AfterConnectTimeout(t *testing.T) {
 		t.Logf("kubectl get ingress:\n%s", out)
 	}
 	waitHealthyTargets(t, ns+"/web", 3)
-	client := &http.Client{Timeout: 20 * time.Second} // above the ALB's 10 s connect timeout
-	ctx, stop := context.WithCancel(context.Background())
-	var mu sync.Mutex
-	codes := map[int]int{}
-	var errs []string
-	var wg sync.WaitGroup
-	for w := 0; w < 8; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 2000 && ctx.Err() == nil; i++ { // bounded: 8 × 2000 requests at most
-				resp, err := client.Get("http://" + host + "/logistics/health")
-				mu.Lock()
-				if err != nil {
-					errs = append(errs, err.Error())
-				} else {
-					codes[resp.StatusCode]++
-					resp.Body.Close()
-				}
-				mu.Unlock()
-				time.Sleep(20 * time.Millisecond)
-			}
-		}()
-	}
-	time.Sleep(time.Second)
 	victim := pods[0]
-	if out, err := shared.kubectl(t, "", "-n", ns, "delete", "pod", victim.Name, "--wait=false"); err != nil {
-		t.Fatalf("delete: %v %s", err, out)
-	}
-	waitGone(t, ns, victim.Name, 60*time.Second)
-	time.Sleep(6 * time.Second) // past the lag and the propagation
-	stop()
-	wg.Wait() // requests stuck on the silent address end within the connect timeout
+	// Requests stuck on the silent address end within the connect timeout,
+	// before trafficDuring returns.
+	codes, errs := trafficDuring(host, "/logistics/health", 8, func() {
+		if out, err := shared.kubectl(t, "", "-n", ns, "delete", "pod", victim.Name, "--wait=false"); err != nil {
+			t.Fatalf("delete: %v %s", err, out)
+		}
+		waitGone(t, ns, victim.Name, 60*time.Second)
+		time.Sleep(6 * time.Second) // past the lag and the propagation
+	})
 	t.Logf("requests through the ALB: codes %v, transport errors %d %v", codes, len(errs), first(errs))
 
 	target := victim.Status.PodIP + ":8000"

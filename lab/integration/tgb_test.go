@@ -73,7 +73,7 @@ spec:
 	}
 	lb := ingObj.Status.LoadBalancer.Ingress[0]
 	url := fmt.Sprintf("http://%s:%d/logistics/health", lb.IP, lb.Ports[0].Port)
-	client := &http.Client{Timeout: 20 * time.Second} // above the ALB's 10 s connect timeout, so every failure is the ALB's answer
+	client := &http.Client{Timeout: 5 * time.Second}
 	waitFor(t, 30*time.Second, "a request through the ALB served by the extra pod", func() (bool, error) {
 		for i := 0; i < 10; i++ {
 			resp, err := client.Get(url)
