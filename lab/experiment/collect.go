@@ -107,6 +107,7 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 	// check's prediction for every app pod deleted during the run: its
 	// termination timeline's failure windows from the deletion on (scaled
 	// as the lab scales the manifests' durations).
+	predicted := map[string][]results.Window{}
 	if r.s.termination != nil {
 		for _, pe := range podEvents {
 			if pe.kind != "PodTerminating" {
@@ -117,11 +118,13 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 				if w.Risk {
 					reason += " (only if a lag exceeds its estimate)"
 				}
-				res.Predicted = append(res.Predicted, results.Window{
+				pw := results.Window{
 					Name:    "pod " + pe.pod + " deleted",
 					StartMS: res.Offset(pe.at.Add(r.scaled(w.From))), EndMS: res.Offset(pe.at.Add(r.scaled(w.To))),
 					Source: "check", Reason: reason,
-				})
+				}
+				res.Predicted = append(res.Predicted, pw)
+				predicted[pe.pod] = append(predicted[pe.pod], pw)
 			}
 		}
 	}
@@ -172,7 +175,7 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 	if r.s.healthCheck != nil {
 		interval = r.scaled(r.s.healthCheck.Interval.Value)
 	}
-	vr := summarize(r.v.Name, res, interval)
+	vr := summarize(r.v.Name, res, interval, windowPods(res, podEvents, predicted, att))
 	vr.Dir, vr.Results = r.dir, resultsPath
 	vr.AccessLogs = albLogs(r.labDir)
 	vr.Events = filepath.Join(r.labDir, "events.jsonl")
@@ -203,8 +206,9 @@ func readLabEvents(path string) ([]labevent.Event, error) {
 
 // failedEntry is one failed request in the ALB's access log.
 type failedEntry struct {
-	at     time.Time
-	key    string // "ALB 504 (Target.ConnectionTimeout)", "target 500"
+	at     time.Time // the request's start
+	end    time.Time // when the ALB answered
+	key    string    // "ALB 504 (Target.ConnectionTimeout)", "target 500"
 	target string
 	pod    string
 	before string // the pod's last lifecycle step before the request
@@ -244,7 +248,7 @@ func (r *running) attribute(res *results.Result, podOfIP map[string]string, podE
 		if start.Before(res.Meta.Start) || start.After(res.Meta.End) {
 			return nil
 		}
-		fe := failedEntry{at: start, target: e.Target}
+		fe := failedEntry{at: start, end: e.Time, target: e.Target}
 		switch {
 		case e.ELBStatusCode >= 500 && e.TargetStatusCode == 0:
 			reason := e.ErrorReason

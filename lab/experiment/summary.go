@@ -67,11 +67,21 @@ type WindowResult struct {
 	Requests  int64   `json:"requests"`
 	Failed    int64   `json:"failed"`
 	ErrorRate float64 `json:"errorRate"`
-	// Predicted is check's failure windows for the pods deleted in this
-	// window, relative to the window's start ("" when none).
+	// Pods is how many app pods began terminating in this window (and in
+	// no window that started later).
+	Pods int `json:"pods,omitempty"`
+	// PodsFailed is how many failed requests the ALB sent to those pods
+	// from the moment each began terminating (access log).
+	PodsFailed int64 `json:"podsFailed,omitempty"`
+	// Predicted is check's failure windows for the window's pods (for a
+	// node-loss window, the health checks' detection), relative to the
+	// window's start ("" when none).
 	Predicted string `json:"predicted"`
-	// Measured is the span of failed requests inside the window, relative
-	// to its start ("" when none failed).
+	// Measured spans the failed requests to the window's pods, from the
+	// first one's start to the last one's answer, relative to the window's
+	// start. In a window without pods of its own (node loss) it spans the
+	// failure windows of the run's timeline that start inside it. ""
+	// when none failed.
 	Measured string `json:"measured"`
 	// WithinPrediction tells, for a node-loss window with a prediction and failures,
 	// whether every failure window starting in it lies inside the predicted
@@ -79,7 +89,7 @@ type WindowResult struct {
 	WithinPrediction *bool `json:"withinPrediction,omitempty"`
 }
 
-func summarize(name string, res *results.Result, slack time.Duration) *VariantResult {
+func summarize(name string, res *results.Result, slack time.Duration, own map[int]*ownPods) *VariantResult {
 	vr := &VariantResult{Name: name, ALB: map[string]int64{}, Transport: map[string]int64{},
 		Requests: res.Totals.Requests, Failed: res.Totals.Errors, ErrorRate: res.Totals.ErrorRate,
 		Duration: res.Duration().Seconds()}
@@ -98,11 +108,17 @@ func summarize(name string, res *results.Result, slack time.Duration) *VariantRe
 	if v := res.Verify; v != nil {
 		vr.Checked, vr.Lost, vr.Duplicates = v.Checked, len(v.Lost), len(v.Duplicates)
 	}
-	for _, m := range res.Marks {
+	for i, m := range res.Marks {
 		w := WindowResult{Name: m.Name, StartS: float64(m.StartMS) / 1000, EndS: float64(m.EndMS) / 1000,
 			Requests: m.Totals.Requests, Failed: m.Totals.Errors, ErrorRate: m.Totals.ErrorRate}
-		w.Predicted = span(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
-		w.Measured = span(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+		if o := own[i]; o != nil {
+			w.Pods, w.PodsFailed = o.pods, o.failed
+			w.Predicted = relSpan(o.predLo, o.predHi, m.StartMS)
+			w.Measured = relSpan(o.measLo, o.measHi, m.StartMS)
+		} else {
+			w.Predicted = span(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
+			w.Measured = span(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+		}
 		// The verdict is for node loss, whose failures the health checks
 		// bound; a pod deletion's failures merge with the next ones'.
 		if strings.HasPrefix(m.Name, "kill node") && w.Predicted != "" && w.Measured != "" {
@@ -120,6 +136,11 @@ func summarize(name string, res *results.Result, slack time.Duration) *VariantRe
 // from: "3.0–12.5s".
 func span[T any](items []T, from, to int64, of func(T) (int64, int64)) string {
 	lo, hi := bounds(items, from, to, of)
+	return relSpan(lo, hi, from)
+}
+
+// relSpan describes [lo, hi] relative to from ("" when lo < 0).
+func relSpan(lo, hi, from int64) string {
 	if lo < 0 {
 		return ""
 	}
@@ -193,9 +214,13 @@ func (s *Summary) WriteText(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\n%s: disruption windows (times from the window's start)\n", v.Name)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tcheck predicts\tmeasured")
+		fmt.Fprintln(tw, "  window\tat\trequests\tfailed\trate\tits pods\tfailed to them\tcheck predicts\tmeasured")
 		for _, x := range v.Windows {
-			line := fmt.Sprintf("  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), orDash(x.Predicted), orDash(x.Measured))
+			pods, podsFailed := "-", "-"
+			if x.Pods > 0 {
+				pods, podsFailed = fmt.Sprint(x.Pods), fmt.Sprint(x.PodsFailed)
+			}
+			line := fmt.Sprintf("  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s\t%s\t%s", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), pods, podsFailed, orDash(x.Predicted), orDash(x.Measured))
 			if x.WithinPrediction != nil {
 				line += "\t" + map[bool]string{true: "within ± 1 health-check interval", false: "OUTSIDE the prediction"}[*x.WithinPrediction]
 			}

@@ -73,6 +73,24 @@ func TestMainJob(t *testing.T) {
 	if scaleDowns < 3 || before.PredictedWindows == 0 {
 		t.Errorf("before: %d scale-down windows, %d predicted windows; want the cycle's steps and check's predictions", scaleDowns, before.PredictedWindows)
 	}
+	// Each window's own pods: check's prediction for them next to the
+	// failed requests the ALB sent them.
+	var podWindows int
+	var podsFailed int64
+	for _, w := range before.Windows {
+		if w.Pods == 0 {
+			continue
+		}
+		podWindows++
+		podsFailed += w.PodsFailed
+		if w.Predicted == "" {
+			t.Errorf("before: window %s has %d pods of its own and no prediction", w.Name, w.Pods)
+		}
+		t.Logf("before: %s: %d pods, %d failed to them, check predicts %s, measured %s", w.Name, w.Pods, w.PodsFailed, w.Predicted, w.Measured)
+	}
+	if podWindows == 0 || podsFailed == 0 {
+		t.Errorf("before: %d windows with pods of their own, %d failed requests to those pods; want the scale-downs' pods and their failures", podWindows, podsFailed)
+	}
 
 	// After: nothing lost.
 	if after.Failed != 0 || after.Lost != 0 || after.VerifyError != "" {

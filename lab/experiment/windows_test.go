@@ -1,0 +1,72 @@
+package experiment
+
+import (
+	"testing"
+	"time"
+
+	"zerodrop.dev/zerodrop/results"
+)
+
+// Overlapping scale-down windows: each failure counts for the window in
+// which its pod began terminating, not for every window it falls in.
+func TestWindowPodsTiesFailuresToTheirDeletion(t *testing.T) {
+	start := time.Unix(1000, 0)
+	at := func(ms int64) time.Time { return start.Add(time.Duration(ms) * time.Millisecond) }
+	res := &results.Result{
+		Meta: results.Meta{Start: start, End: at(120_000)},
+		Marks: []results.Mark{
+			{Name: "scale-down 5→4", StartMS: 10_000, EndMS: 50_000},
+			{Name: "scale-down 4→2", StartMS: 20_000, EndMS: 60_000},
+			{Name: "kill node lab-node-1", StartMS: 21_000, EndMS: 90_000},
+			{Name: "scale-down 2→1", StartMS: 100_000, EndMS: 140_000},
+		},
+	}
+	pods := []podEvent{
+		{at: at(10_100), kind: "PodTerminating", pod: "a"},
+		{at: at(20_200), kind: "PodTerminating", pod: "b"},
+		{at: at(25_000), kind: "PodTerminating", pod: "c"}, // inside the node-loss window too: still the scale-down's
+		{at: at(22_000), kind: "SIGTERM", pod: "b"},
+		{at: at(95_000), kind: "PodTerminating", pod: "outside"},
+	}
+	predicted := map[string][]results.Window{
+		"a": {{StartMS: 10_300, EndMS: 14_000}},
+		"b": {{StartMS: 20_400, EndMS: 24_000}},
+		"c": {{StartMS: 25_200, EndMS: 30_000}},
+	}
+	att := &attribution{entries: []failedEntry{
+		{at: at(5_000), end: at(5_010), pod: "a"},   // before its deletion: not this window's doing
+		{at: at(10_000), end: at(10_200), pod: "a"}, // in flight when the deletion began
+		{at: at(12_000), end: at(22_000), pod: "a"}, // a 504 answered inside the next window
+		{at: at(21_000), end: at(21_001), pod: "b"},
+		{at: at(30_000), end: at(30_001), pod: "c"},
+		{at: at(31_000), end: at(31_001), pod: ""}, // no target
+	}}
+	own := windowPods(res, pods, predicted, att)
+	if len(own) != 2 || own[2] != nil || own[3] != nil {
+		t.Fatalf("windows with pods: %v; want the first two scale-downs only", keys(own))
+	}
+	first, second := own[0], own[1]
+	if first.pods != 1 || first.failed != 2 || first.measLo != 10_000 || first.measHi != 22_000 || first.predLo != 10_300 || first.predHi != 14_000 {
+		t.Errorf("first window: %+v; want pod a, 2 failures from 10.0 s to 22.0 s, predicted 10.3–14.0 s", *first)
+	}
+	if second.pods != 2 || second.failed != 2 || second.measLo != 21_000 || second.measHi != 30_001 || second.predLo != 20_400 || second.predHi != 30_000 {
+		t.Errorf("second window: %+v; want pods b and c, 2 failures from 21.0 s to 30.0 s, predicted 20.4–30.0 s", *second)
+	}
+
+	vr := summarize("before", res, time.Second, own)
+	w := vr.Windows[0]
+	if w.Pods != 1 || w.PodsFailed != 2 || w.Predicted != "0.3–4.0s" || w.Measured != "0.0–12.0s" {
+		t.Errorf("first window in the summary: %+v", w)
+	}
+	if w := vr.Windows[1]; w.Predicted != "0.4–10.0s" || w.Measured != "1.0–10.0s" {
+		t.Errorf("second window in the summary: %+v", w)
+	}
+}
+
+func keys(m map[int]*ownPods) []int {
+	var out []int
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
