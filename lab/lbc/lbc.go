@@ -649,7 +649,7 @@ func (c *Controller) nodePort(ns, svc, port string) (int32, error) {
 }
 
 // instanceTargets are the nodes fit to take traffic: Ready, not excluded
-// from load balancers, not being deleted by an autoscaler.
+// from load balancers, not being removed by an autoscaler.
 func (c *Controller) instanceTargets(port int32) []Target {
 	nodes, _ := c.factory.Core().V1().Nodes().Lister().List(labels.Everything())
 	var out []Target
@@ -661,11 +661,7 @@ func (c *Controller) instanceTargets(port int32) []Target {
 		for _, cond := range n.Status.Conditions {
 			ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue)
 		}
-		deleting := false
-		for _, t := range n.Spec.Taints {
-			deleting = deleting || t.Key == "ToBeDeletedByClusterAutoscaler"
-		}
-		if !ready || deleting {
+		if !ready || !suitableAsTrafficProxy(n) {
 			continue
 		}
 		for _, a := range n.Status.Addresses {
@@ -677,6 +673,20 @@ func (c *Controller) instanceTargets(port int32) []Target {
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Addr < out[j].Addr })
 	return out
+}
+
+// suitableAsTrafficProxy tells whether a node may stay a target, as the
+// controller tells it: not once an autoscaler has marked it for removal,
+// the cluster autoscaler with its ToBeDeletedByClusterAutoscaler taint or
+// Karpenter with karpenter.sh/disrupted:NoSchedule (the controller reads
+// both since kubernetes-sigs/aws-load-balancer-controller#4022).
+func suitableAsTrafficProxy(n *corev1.Node) bool {
+	for _, t := range n.Spec.Taints {
+		if t.Key == "ToBeDeletedByClusterAutoscaler" || t.Key == "karpenter.sh/disrupted" && t.Effect == corev1.TaintEffectNoSchedule {
+			return false
+		}
+	}
+	return true
 }
 
 // servicePortName resolves an Ingress backend port (name or number) to the
