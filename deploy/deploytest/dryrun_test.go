@@ -3,21 +3,18 @@
 package deploytest
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
-	"time"
 
 	"sigs.k8s.io/yaml"
+
+	"zerodrop.dev/zerodrop/lab/labtest"
 )
 
 // The lab is booted once for the dry-run tests, by the first that needs it.
@@ -28,17 +25,14 @@ var (
 )
 
 type lab struct {
-	binary     string
-	kubeconfig string
-	cmd        *exec.Cmd
-	out        *bytes.Buffer
-	exited     chan struct{}
+	*labtest.Lab
+	binary string
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if theLab != nil {
-		theLab.stop()
+		theLab.Stop()
 	}
 	os.Exit(code)
 }
@@ -60,66 +54,22 @@ func startLab() (*lab, error) {
 	if err != nil {
 		return nil, err
 	}
-	binary := os.Getenv("ZERODROP_LAB_BIN")
-	if binary == "" {
-		binary = filepath.Join(tmp, "zerodrop")
-		fmt.Fprintln(os.Stderr, "building zerodrop with the lab (set ZERODROP_LAB_BIN to reuse a build)")
-		build := exec.Command("go", "build", "-o", binary, "zerodrop.dev/zerodrop/cmd/zerodrop")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			return nil, fmt.Errorf("building zerodrop: %w", err)
-		}
+	binary, err := labtest.Binary(tmp)
+	if err != nil {
+		return nil, err
 	}
-	dir := filepath.Join(tmp, "lab")
 	// --karpenter: the lab installs Karpenter's CRDs (NodePool, NodeClaim,
 	// NodeOverlay) and its LabNodeClass, so the NodePools under deploy/ are
 	// dry-run against their schemas.
-	cmd := exec.Command(binary, "lab", "up", "--dir", dir, "--nodes", "1", "--karpenter")
-	out := &bytes.Buffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout = io.MultiWriter(out, pw)
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting lab up: %w", err)
+	l, err := labtest.Start(binary, filepath.Join(tmp, "lab"), "--nodes", "1", "--karpenter")
+	if err != nil {
+		return nil, err
 	}
-	l := &lab{binary: binary, cmd: cmd, out: out, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); pw.Close(); close(l.exited) }()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if kc, ok := strings.CutPrefix(sc.Text(), "export KUBECONFIG="); ok {
-				ready <- kc
-				_, _ = io.Copy(io.Discard, pr)
-				return
-			}
-		}
-		ready <- ""
-	}()
-	select {
-	case kc := <-ready:
-		if kc == "" {
-			return nil, fmt.Errorf("lab up failed:\n%s", out)
-		}
-		l.kubeconfig = kc
-	case <-time.After(120 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("lab up not ready in 120s:\n%s", out)
-	}
-	return l, nil
-}
-
-func (l *lab) stop() {
-	_ = l.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-l.exited:
-	case <-time.After(90 * time.Second):
-		_ = l.cmd.Process.Kill()
-	}
+	return &lab{Lab: l, binary: binary}, nil
 }
 
 func (l *lab) kubectl(args ...string) (string, error) {
-	cmd := exec.Command(l.binary, append([]string{"kubectl", "--kubeconfig", l.kubeconfig}, args...)...)
+	cmd := exec.Command(l.binary, append([]string{"kubectl", "--kubeconfig", l.Kubeconfig}, args...)...)
 	out, err := cmd.CombinedOutput()
 	return string(out), err
 }

@@ -3,11 +3,8 @@
 package integration
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -15,7 +12,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,6 +20,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"zerodrop.dev/zerodrop/lab"
+	"zerodrop.dev/zerodrop/lab/labtest"
 	"zerodrop.dev/zerodrop/lab/netns"
 )
 
@@ -43,16 +40,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(tmp)
-	binary = os.Getenv("ZERODROP_LAB_BIN")
-	if binary == "" {
-		binary = filepath.Join(tmp, "zerodrop")
-		fmt.Fprintln(os.Stderr, "building zerodrop (set ZERODROP_LAB_BIN to reuse a build)")
-		build := exec.Command("go", "build", "-o", binary, "zerodrop.dev/zerodrop/cmd/zerodrop")
-		build.Stdout, build.Stderr = os.Stderr, os.Stderr
-		if err := build.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "building zerodrop:", err)
-			return 1
-		}
+	if binary, err = labtest.Binary(tmp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	images := filepath.Join(tmp, "images.yaml")
 	if err := os.WriteFile(images, []byte(shellImage()), 0o644); err != nil {
@@ -67,7 +57,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	shared.stop()
+	shared.Stop()
 	return code
 }
 
@@ -81,69 +71,32 @@ func shellImage() string {
 `, sleep)
 }
 
+// testLab is a running lab with a client and a dialer into its network
+// namespace.
 type testLab struct {
+	*labtest.Lab
 	dir     string
-	cmd     *exec.Cmd
-	out     *bytes.Buffer
 	state   lab.State
 	client  kubernetes.Interface
-	startup time.Duration
-	exited  chan struct{}
 	podDial func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func startLab(dir string, args ...string) (*testLab, error) {
-	started := time.Now()
-	cmd := exec.Command(binary, append([]string{"lab", "up", "--dir", dir}, args...)...)
-	out := &bytes.Buffer{}
-	pr, pw := io.Pipe()
-	cmd.Stdout = io.MultiWriter(out, pw)
-	cmd.Stderr = out
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("starting lab up: %w", err)
+	ll, err := labtest.Start(binary, dir, args...)
+	if err != nil {
+		return nil, err
 	}
-	l := &testLab{dir: dir, cmd: cmd, out: out, exited: make(chan struct{})}
-	go func() { _ = cmd.Wait(); pw.Close(); close(l.exited) }()
-	ready := make(chan bool, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if strings.HasPrefix(sc.Text(), "export KUBECONFIG=") {
-				ready <- true
-				io.Copy(io.Discard, pr)
-				return
-			}
-		}
-		ready <- false
-	}()
-	select {
-	case ok := <-ready:
-		if !ok {
-			return nil, fmt.Errorf("lab up failed:\n%s", out)
-		}
-	case <-time.After(120 * time.Second):
-		_ = cmd.Process.Kill()
-		return nil, fmt.Errorf("lab up not ready in 120s:\n%s", out)
-	}
-	l.startup = time.Since(started)
-	var err error
+	l := &testLab{Lab: ll, dir: dir}
 	if l.state, err = lab.ReadState(dir); err != nil {
+		ll.Stop()
 		return nil, err
 	}
 	if l.client, err = lab.Clientset(l.state.Kubeconfig); err != nil {
+		ll.Stop()
 		return nil, err
 	}
 	l.podDial = netns.DialerInto(l.state.LabPID)
 	return l, nil
-}
-
-func (l *testLab) stop() {
-	_ = l.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-l.exited:
-	case <-time.After(90 * time.Second):
-		_ = l.cmd.Process.Kill()
-	}
 }
 
 // kubectl runs the built-in kubectl against the lab.

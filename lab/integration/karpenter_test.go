@@ -51,7 +51,7 @@ func TestKarpenterProvisionsAndConsolidates(t *testing.T) {
 		if t.Failed() {
 			t.Logf("karpenter log tail:\n%s", tailFile(filepath.Join(dir, "logs", "karpenter.log"), 40))
 		}
-		l.stop()
+		l.Stop()
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()

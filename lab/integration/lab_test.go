@@ -24,7 +24,7 @@ import (
 )
 
 func TestLabUp(t *testing.T) {
-	t.Logf("lab up --nodes 3 ready in %s", shared.startup.Round(10*time.Millisecond))
+	t.Logf("lab up --nodes 3 ready in %s", shared.Startup.Round(10*time.Millisecond))
 	nodes, err := shared.client.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)

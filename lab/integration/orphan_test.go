@@ -64,7 +64,7 @@ func TestNoOrphanAfterSIGKILL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.stop()
+	defer l.Stop()
 	if out, err := l.kubectl(t, serveDeployment("default", "orphan", 2, "1", "1s", 30), "apply", "-f", "-"); err != nil {
 		t.Fatalf("apply: %v %s", err, out)
 	}
@@ -81,15 +81,15 @@ func TestNoOrphanAfterSIGKILL(t *testing.T) {
 		}
 		return running == 2, nil
 	})
-	procs := descendants(l.cmd.Process.Pid)
+	procs := descendants(l.Cmd.Process.Pid)
 	// lab run, etcd, apiserver, controller-manager, scheduler, 2 pods.
 	if len(procs) < 7 {
 		t.Fatalf("expected at least 7 processes under lab up, found %d: %v", len(procs), procs)
 	}
-	if err := l.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+	if err := l.Cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-l.exited
+	<-l.Exited()
 	waitFor(t, 15*time.Second, "every process of the lab to be gone", func() (bool, error) {
 		var left []string
 		for _, p := range procs {

@@ -59,7 +59,7 @@ func BenchmarkLabScale(b *testing.B) {
 		t := &testing.T{}
 		applyStart := time.Now()
 		if out, err := l.kubectl(t, serveDeployment("default", "scale", replicas, "1", "1s", 30), "apply", "-f", "-"); err != nil {
-			l.stop()
+			l.Stop()
 			b.Fatalf("apply: %v %s", err, out)
 		}
 		deadline := time.Now().Add(10 * time.Minute)
@@ -78,7 +78,7 @@ func BenchmarkLabScale(b *testing.B) {
 				break
 			}
 			if time.Now().After(deadline) {
-				l.stop()
+				l.Stop()
 				b.Fatalf("only %d of %d pods Ready after 10 minutes", ready, replicas)
 			}
 			if time.Since(lastReport) > 5*time.Second {
@@ -89,7 +89,7 @@ func BenchmarkLabScale(b *testing.B) {
 		}
 		allReady := time.Since(applyStart)
 		var controlPlane, labProc, pods, podCount int
-		for _, pid := range descendants(l.cmd.Process.Pid) {
+		for _, pid := range descendants(l.Cmd.Process.Pid) {
 			c := cmdline(pid)
 			switch {
 			case strings.Contains(c, " lab component "):
@@ -101,7 +101,7 @@ func BenchmarkLabScale(b *testing.B) {
 				podCount++
 			}
 		}
-		l.stop()
+		l.Stop()
 		b.ReportMetric(up.Seconds(), "s-lab-up")
 		b.ReportMetric(allReady.Seconds(), "s-300-pods-ready")
 		b.ReportMetric(float64(controlPlane)/1024, "MiB-control-plane")
