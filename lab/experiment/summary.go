@@ -77,9 +77,10 @@ type WindowResult struct {
 	// node-loss window, the health checks' detection), relative to the
 	// window's start ("" when none).
 	Predicted string `json:"predicted"`
-	// Measured spans the failed requests to the window's pods, from the
-	// first one's start to the last one's answer, relative to the window's
-	// start. In a window without pods of its own (node loss) it spans the
+	// Measured spans the failed requests to the window's pods, from when
+	// the first was sent to when the last was, relative to the window's
+	// start: the same clock as check's prediction, which says when a
+	// request sent to the pod fails (a 504 answers 10 s later). In a window without pods of its own (node loss) it spans the
 	// failure windows of the run's timeline that start inside it. ""
 	// when none failed.
 	Measured string `json:"measured"`

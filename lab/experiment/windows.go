@@ -17,7 +17,7 @@ import (
 type ownPods struct {
 	pods           int
 	predLo, predHi int64 // check's windows for these pods; predLo < 0 when none
-	measLo, measHi int64 // start of the first and end of the last failed request to them; measLo < 0 when none
+	measLo, measHi int64 // when the first and the last failed request to them were sent; measLo < 0 when none
 	failed         int64 // failed requests the ALB sent to these pods
 }
 
@@ -70,7 +70,7 @@ func windowPods(res *results.Result, pods []podEvent, predicted map[string][]res
 				continue
 			}
 			o.failed++
-			o.measLo, o.measHi = widen(o.measLo, o.measHi, res.Offset(e.at), res.Offset(e.end))
+			o.measLo, o.measHi = widen(o.measLo, o.measHi, res.Offset(e.at), res.Offset(e.at))
 		}
 	}
 	return out

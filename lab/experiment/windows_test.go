@@ -46,16 +46,16 @@ func TestWindowPodsTiesFailuresToTheirDeletion(t *testing.T) {
 		t.Fatalf("windows with pods: %v; want the first two scale-downs only", keys(own))
 	}
 	first, second := own[0], own[1]
-	if first.pods != 1 || first.failed != 2 || first.measLo != 10_000 || first.measHi != 22_000 || first.predLo != 10_300 || first.predHi != 14_000 {
-		t.Errorf("first window: %+v; want pod a, 2 failures from 10.0 s to 22.0 s, predicted 10.3–14.0 s", *first)
+	if first.pods != 1 || first.failed != 2 || first.measLo != 10_000 || first.measHi != 12_000 || first.predLo != 10_300 || first.predHi != 14_000 {
+		t.Errorf("first window: %+v; want pod a, 2 failures sent from 10.0 s to 12.0 s, predicted 10.3–14.0 s", *first)
 	}
-	if second.pods != 2 || second.failed != 2 || second.measLo != 21_000 || second.measHi != 30_001 || second.predLo != 20_400 || second.predHi != 30_000 {
-		t.Errorf("second window: %+v; want pods b and c, 2 failures from 21.0 s to 30.0 s, predicted 20.4–30.0 s", *second)
+	if second.pods != 2 || second.failed != 2 || second.measLo != 21_000 || second.measHi != 30_000 || second.predLo != 20_400 || second.predHi != 30_000 {
+		t.Errorf("second window: %+v; want pods b and c, 2 failures sent from 21.0 s to 30.0 s, predicted 20.4–30.0 s", *second)
 	}
 
 	vr := summarize("before", res, time.Second, own)
 	w := vr.Windows[0]
-	if w.Pods != 1 || w.PodsFailed != 2 || w.Predicted != "0.3–4.0s" || w.Measured != "0.0–12.0s" {
+	if w.Pods != 1 || w.PodsFailed != 2 || w.Predicted != "0.3–4.0s" || w.Measured != "0.0–2.0s" {
 		t.Errorf("first window in the summary: %+v", w)
 	}
 	if w := vr.Windows[1]; w.Predicted != "0.4–10.0s" || w.Measured != "1.0–10.0s" {
