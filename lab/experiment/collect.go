@@ -171,11 +171,11 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 	if err := fh.Close(); err != nil {
 		return nil, err
 	}
-	var interval time.Duration
+	tol := Tolerances{PodDeletion: r.scaled(time.Second)}
 	if r.s.healthCheck != nil {
-		interval = r.scaled(r.s.healthCheck.Interval.Value)
+		tol.NodeLoss = r.scaled(r.s.healthCheck.Interval.Value)
 	}
-	vr := summarize(r.v.Name, res, interval, windowPods(res, podEvents, predicted, att))
+	vr := summarize(r.v.Name, res, tol, windowPods(res, podEvents, predicted, att))
 	vr.Dir, vr.Results = r.dir, resultsPath
 	vr.AccessLogs = albLogs(r.labDir)
 	vr.Events = filepath.Join(r.labDir, "events.jsonl")

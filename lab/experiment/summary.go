@@ -84,13 +84,30 @@ type WindowResult struct {
 	// failure windows of the run's timeline that start inside it. ""
 	// when none failed.
 	Measured string `json:"measured"`
-	// WithinPrediction tells, for a node-loss window with a prediction and failures,
-	// whether every failure window starting in it lies inside the predicted
-	// span widened by one health-check interval on each side.
+	// WithinPrediction tells, for a window with both a prediction and
+	// failures, whether the measured span lies inside the predicted one
+	// widened by Tolerance on each side.
 	WithinPrediction *bool `json:"withinPrediction,omitempty"`
+	// Tolerance is how far, in seconds, the measured span may pass the
+	// predicted one (see Tolerances).
+	Tolerance float64 `json:"toleranceSeconds,omitempty"`
+	// ToleranceOf says what Tolerance is ("1 health-check interval (5s)",
+	// "0.5s").
+	ToleranceOf string `json:"toleranceOf,omitempty"`
 }
 
-func summarize(name string, res *results.Result, slack time.Duration, own map[int]*ownPods) *VariantResult {
+// Tolerances bound how far a measured failure span may pass check's
+// prediction and still count as predicted.
+type Tolerances struct {
+	// NodeLoss is one ALB health-check interval: when the first failing
+	// check falls after a node's loss is chance.
+	NodeLoss time.Duration
+	// PodDeletion covers the watch and scheduling delays that check's
+	// lag estimates leave out (the lab uses 1 s, time-scaled).
+	PodDeletion time.Duration
+}
+
+func summarize(name string, res *results.Result, tol Tolerances, own map[int]*ownPods) *VariantResult {
 	vr := &VariantResult{Name: name, ALB: map[string]int64{}, Transport: map[string]int64{},
 		Requests: res.Totals.Requests, Failed: res.Totals.Errors, ErrorRate: res.Totals.ErrorRate,
 		Duration: res.Duration().Seconds()}
@@ -112,21 +129,28 @@ func summarize(name string, res *results.Result, slack time.Duration, own map[in
 	for i, m := range res.Marks {
 		w := WindowResult{Name: m.Name, StartS: float64(m.StartMS) / 1000, EndS: float64(m.EndMS) / 1000,
 			Requests: m.Totals.Requests, Failed: m.Totals.Errors, ErrorRate: m.Totals.ErrorRate}
+		var plo, phi, flo, fhi int64
+		var slack time.Duration
 		if o := own[i]; o != nil {
 			w.Pods, w.PodsFailed = o.pods, o.failed
-			w.Predicted = relSpan(o.predLo, o.predHi, m.StartMS)
-			w.Measured = relSpan(o.measLo, o.measHi, m.StartMS)
+			plo, phi, flo, fhi = o.predLo, o.predHi, o.measLo, o.measHi
+			slack = tol.PodDeletion
 		} else {
-			w.Predicted = span(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
-			w.Measured = span(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+			plo, phi = bounds(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
+			flo, fhi = bounds(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+			slack = tol.NodeLoss
 		}
-		// The verdict is for node loss, whose failures the health checks
-		// bound; a pod deletion's failures merge with the next ones'.
-		if strings.HasPrefix(m.Name, "kill node") && w.Predicted != "" && w.Measured != "" {
-			plo, phi := bounds(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
-			flo, fhi := bounds(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+		w.Predicted, w.Measured = relSpan(plo, phi, m.StartMS), relSpan(flo, fhi, m.StartMS)
+		// A verdict where both sides exist: for node loss (the health
+		// checks bound its failures) and for a window's own pods.
+		if plo >= 0 && flo >= 0 && (w.Pods > 0 || strings.HasPrefix(m.Name, "kill node")) && slack > 0 {
 			ok := flo >= plo-slack.Milliseconds() && fhi <= phi+slack.Milliseconds()
-			w.WithinPrediction = &ok
+			w.WithinPrediction, w.Tolerance = &ok, slack.Seconds()
+			if w.Pods > 0 {
+				w.ToleranceOf = fmt.Sprintf("%gs", slack.Seconds())
+			} else {
+				w.ToleranceOf = fmt.Sprintf("1 health-check interval (%gs)", slack.Seconds())
+			}
 		}
 		vr.Windows = append(vr.Windows, w)
 	}
@@ -223,7 +247,11 @@ func (s *Summary) WriteText(w io.Writer) {
 			}
 			line := fmt.Sprintf("  %s\t%.0fs\t%d\t%d\t%s\t%s\t%s\t%s\t%s", x.Name, x.StartS, x.Requests, x.Failed, pct(x.ErrorRate), pods, podsFailed, orDash(x.Predicted), orDash(x.Measured))
 			if x.WithinPrediction != nil {
-				line += "\t" + map[bool]string{true: "within ± 1 health-check interval", false: "OUTSIDE the prediction"}[*x.WithinPrediction]
+				if *x.WithinPrediction {
+					line += "\twithin ± " + x.ToleranceOf
+				} else {
+					line += "\tOUTSIDE the prediction ± " + x.ToleranceOf
+				}
 			}
 			fmt.Fprintln(tw, line)
 		}

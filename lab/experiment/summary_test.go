@@ -27,7 +27,7 @@ func TestSummarizeSplitsALBTargetAndTransport(t *testing.T) {
 		Failures: []results.Failure{{StartMS: 14000, EndMS: 40000}, {StartMS: 50000, EndMS: 66000}, {StartMS: 95000, EndMS: 97000}},
 		Verify:   &results.Verification{Checked: 77, Lost: []results.LostWrite{{ID: "1"}}},
 	}
-	vr := summarize("before", res, 5*time.Second, nil)
+	vr := summarize("before", res, Tolerances{NodeLoss: 5 * time.Second}, nil)
 	if vr.ALB["502"] != 8 || vr.ALB["504"] != 20 || vr.Target5xx != 5 {
 		t.Errorf("ALB %v, target 5xx %d; want 502:8 504:20 and 2 target 502s + 3 target 500s", vr.ALB, vr.Target5xx)
 	}
@@ -46,20 +46,20 @@ func TestSummarizeSplitsALBTargetAndTransport(t *testing.T) {
 	if w[1].WithinPrediction == nil || !*w[1].WithinPrediction {
 		t.Errorf("node loss within ±5s: %+v", w[1])
 	}
-	tight := summarize("before", res, time.Second, nil)
+	tight := summarize("before", res, Tolerances{NodeLoss: time.Second}, nil)
 	if tight.Windows[1].WithinPrediction == nil || *tight.Windows[1].WithinPrediction {
 		t.Errorf("node loss outside ±1s (failures end at 66 s, prediction at 62.1 s): %+v", tight.Windows[1])
 	}
 
 	var buf bytes.Buffer
-	(&Summary{Scenario: "scale-down", Preset: "small", TimeScale: 0.5, Out: "/tmp/x", Variants: []VariantResult{*vr, *summarize("after", &results.Result{Totals: results.Totals{Requests: 900, Counts: map[string]int64{"200": 900}}}, 0, nil)}}).WriteText(&buf)
+	(&Summary{Scenario: "scale-down", Preset: "small", TimeScale: 0.5, Out: "/tmp/x", Variants: []VariantResult{*vr, *summarize("after", &results.Result{Totals: results.Totals{Requests: 900, Counts: map[string]int64{"200": 900}}}, Tolerances{}, nil)}}).WriteText(&buf)
 	out := buf.String()
 	for _, want := range []string{"before", "after", "ALB 504", "1 of 77", "0 of 0", "check predicts", "0.5–15.0s"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
 	}
-	if !strings.Contains(out, "within ± 1 health-check interval") {
+	if !strings.Contains(out, "within ± 1 health-check interval (5s)") {
 		t.Errorf("table lacks the node-loss verdict:\n%s", out)
 	}
 }

@@ -27,11 +27,13 @@ func TestWindowPodsTiesFailuresToTheirDeletion(t *testing.T) {
 		{at: at(25_000), kind: "PodTerminating", pod: "c"}, // inside the node-loss window too: still the scale-down's
 		{at: at(22_000), kind: "SIGTERM", pod: "b"},
 		{at: at(95_000), kind: "PodTerminating", pod: "outside"},
+		{at: at(100_500), kind: "PodTerminating", pod: "late"},
 	}
 	predicted := map[string][]results.Window{
-		"a": {{StartMS: 10_300, EndMS: 14_000}},
-		"b": {{StartMS: 20_400, EndMS: 24_000}},
-		"c": {{StartMS: 25_200, EndMS: 30_000}},
+		"a":    {{StartMS: 10_300, EndMS: 14_000}},
+		"b":    {{StartMS: 20_400, EndMS: 24_000}},
+		"c":    {{StartMS: 25_200, EndMS: 30_000}},
+		"late": {{StartMS: 100_600, EndMS: 103_000}},
 	}
 	att := &attribution{entries: []failedEntry{
 		{at: at(5_000), end: at(5_010), pod: "a"},   // before its deletion: not this window's doing
@@ -40,10 +42,12 @@ func TestWindowPodsTiesFailuresToTheirDeletion(t *testing.T) {
 		{at: at(21_000), end: at(21_001), pod: "b"},
 		{at: at(30_000), end: at(30_001), pod: "c"},
 		{at: at(31_000), end: at(31_001), pod: ""}, // no target
+		{at: at(101_000), end: at(111_000), pod: "late"},
+		{at: at(104_500), end: at(114_500), pod: "late"}, // 1.5 s past the prediction
 	}}
 	own := windowPods(res, pods, predicted, att)
-	if len(own) != 2 || own[2] != nil || own[3] != nil {
-		t.Fatalf("windows with pods: %v; want the first two scale-downs only", keys(own))
+	if len(own) != 3 || own[2] != nil || own[3] == nil {
+		t.Fatalf("windows with pods: %v; want the three scale-downs", keys(own))
 	}
 	first, second := own[0], own[1]
 	if first.pods != 1 || first.failed != 2 || first.measLo != 10_000 || first.measHi != 12_000 || first.predLo != 10_300 || first.predHi != 14_000 {
@@ -53,13 +57,21 @@ func TestWindowPodsTiesFailuresToTheirDeletion(t *testing.T) {
 		t.Errorf("second window: %+v; want pods b and c, 2 failures sent from 21.0 s to 30.0 s, predicted 20.4–30.0 s", *second)
 	}
 
-	vr := summarize("before", res, time.Second, own)
+	vr := summarize("before", res, Tolerances{PodDeletion: time.Second}, own)
 	w := vr.Windows[0]
 	if w.Pods != 1 || w.PodsFailed != 2 || w.Predicted != "0.3–4.0s" || w.Measured != "0.0–2.0s" {
 		t.Errorf("first window in the summary: %+v", w)
 	}
 	if w := vr.Windows[1]; w.Predicted != "0.4–10.0s" || w.Measured != "1.0–10.0s" {
 		t.Errorf("second window in the summary: %+v", w)
+	}
+	for i, want := range map[int]bool{0: true, 1: true, 3: false} {
+		if w := vr.Windows[i]; w.WithinPrediction == nil || *w.WithinPrediction != want || w.Tolerance != 1 {
+			t.Errorf("window %s: within the prediction ± 1 s %v, want %v (%+v)", w.Name, w.WithinPrediction, want, w)
+		}
+	}
+	if w := vr.Windows[2]; w.WithinPrediction != nil {
+		t.Errorf("node-loss window without a prediction got a verdict: %+v", w)
 	}
 }
 

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"fmt"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -86,7 +87,14 @@ func TestMainJob(t *testing.T) {
 		if w.Predicted == "" {
 			t.Errorf("before: window %s has %d pods of its own and no prediction", w.Name, w.Pods)
 		}
-		t.Logf("before: %s: %d pods, %d failed to them, check predicts %s, measured %s", w.Name, w.Pods, w.PodsFailed, w.Predicted, w.Measured)
+		if w.PodsFailed > 0 && w.WithinPrediction == nil {
+			t.Errorf("before: window %s: failures to its pods and a prediction, but no verdict", w.Name)
+		}
+		verdict := "-"
+		if w.WithinPrediction != nil {
+			verdict = fmt.Sprintf("within ± %s: %v", w.ToleranceOf, *w.WithinPrediction)
+		}
+		t.Logf("before: %s: %d pods, %d failed to them, check predicts %s, measured %s, %s", w.Name, w.Pods, w.PodsFailed, w.Predicted, w.Measured, verdict)
 	}
 	if podWindows == 0 || podsFailed == 0 {
 		t.Errorf("before: %d windows with pods of their own, %d failed requests to those pods; want the scale-downs' pods and their failures", podWindows, podsFailed)
