@@ -49,12 +49,12 @@ func (r *running) collect(res *results.Result) (*VariantResult, error) {
 		return nil, err
 	}
 	from, to := res.Meta.Start.Add(-5*time.Second), res.Meta.End.Add(5*time.Second)
-	podOfIP := map[string]string{}
+	podOfIP := ipHolders{}
 	var podEvents []podEvent
 	appPrefix := r.s.namespace + "/"
 	for _, e := range evs {
 		if ip, ok := e.Fields["podIP"].(string); ok && strings.HasPrefix(e.Source, "kubelet/") && strings.HasPrefix(e.Object, appPrefix) {
-			podOfIP[ip] = trimNS(e.Object)
+			podOfIP.add(ip, trimNS(e.Object), e.Time)
 		}
 		if e.Time.Before(from) || e.Time.After(to) {
 			continue
@@ -204,6 +204,42 @@ func readLabEvents(path string) ([]labevent.Event, error) {
 	return out, sc.Err()
 }
 
+// ipHolders tells which pod held an address when: the lab, like the VPC
+// CNI, gives a deleted pod's address to a new pod, while the ALB may still
+// send requests for the old one to it.
+type ipHolders map[string][]ipHolder
+
+type ipHolder struct {
+	since time.Time
+	pod   string
+}
+
+// add records that pod holds ip at t (events come in time order; a pod
+// seen again with the address it holds changes nothing).
+func (h ipHolders) add(ip, pod string, t time.Time) {
+	if hs := h[ip]; len(hs) > 0 && hs[len(hs)-1].pod == pod {
+		return
+	}
+	h[ip] = append(h[ip], ipHolder{since: t, pod: pod})
+}
+
+// at is the pod that held ip at t: the last to take it at or before t,
+// or the first holder for a time before any ("" for an unknown address).
+func (h ipHolders) at(ip string, t time.Time) string {
+	hs := h[ip]
+	if len(hs) == 0 {
+		return ""
+	}
+	pod := hs[0].pod
+	for _, x := range hs[1:] {
+		if x.since.After(t) {
+			break
+		}
+		pod = x.pod
+	}
+	return pod
+}
+
 // failedEntry is one failed request in the ALB's access log.
 type failedEntry struct {
 	at     time.Time // the request's start
@@ -221,7 +257,7 @@ type attribution struct {
 // attribute reads the ALB's access log for the run and names, for every
 // failed request, who made the error, the reason the ALB logged, the pod
 // behind the target and the pod's last lifecycle step before the request.
-func (r *running) attribute(res *results.Result, podOfIP map[string]string, podEvents []podEvent) (*attribution, error) {
+func (r *running) attribute(res *results.Result, podOfIP ipHolders, podEvents []podEvent) (*attribution, error) {
 	att := &attribution{}
 	files := albLogs(r.labDir)
 	if len(files) == 0 {
@@ -262,7 +298,7 @@ func (r *running) attribute(res *results.Result, podOfIP map[string]string, podE
 			return nil
 		}
 		if host, _, ok := strings.Cut(e.Target, ":"); ok {
-			fe.pod = podOfIP[host]
+			fe.pod = podOfIP.at(host, start)
 			if fe.pod != "" {
 				fe.before = lastStep(fe.pod, start)
 			}

@@ -82,3 +82,36 @@ func keys(m map[int]*ownPods) []int {
 	}
 	return out
 }
+
+// A deleted pod's address goes to a new pod while the ALB still sends the
+// old target requests: each failure belongs to the pod that held the
+// address when the request was sent.
+func TestIPHoldersFollowAddressReuse(t *testing.T) {
+	t0 := time.Unix(1000, 0)
+	h := ipHolders{}
+	h.add("10.0.0.5", "old", t0)
+	h.add("10.0.0.5", "old", t0.Add(20*time.Second)) // torn down: still old's
+	h.add("10.0.0.5", "new", t0.Add(21*time.Second))
+	h.add("10.0.0.5", "new", t0.Add(22*time.Second))
+	h.add("10.0.0.6", "other", t0.Add(5*time.Second))
+	for _, tc := range []struct {
+		ip   string
+		at   time.Duration
+		want string
+	}{
+		{"10.0.0.5", -time.Second, "old"},
+		{"10.0.0.5", 10 * time.Second, "old"},
+		{"10.0.0.5", 20500 * time.Millisecond, "old"},
+		{"10.0.0.5", 21 * time.Second, "new"},
+		{"10.0.0.5", time.Minute, "new"},
+		{"10.0.0.6", time.Minute, "other"},
+		{"10.0.0.7", time.Minute, ""},
+	} {
+		if got := h.at(tc.ip, t0.Add(tc.at)); got != tc.want {
+			t.Errorf("%s at +%s: %q, want %q", tc.ip, tc.at, got, tc.want)
+		}
+	}
+	if n := len(h["10.0.0.5"]); n != 2 {
+		t.Errorf("10.0.0.5 has %d holders, want 2: %+v", n, h["10.0.0.5"])
+	}
+}
