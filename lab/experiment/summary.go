@@ -137,7 +137,7 @@ func summarize(name string, res *results.Result, tol Tolerances, own map[int]*ow
 			slack = tol.PodDeletion
 		} else {
 			plo, phi = bounds(res.Predicted, m.StartMS, m.EndMS, func(p results.Window) (int64, int64) { return p.StartMS, p.EndMS })
-			flo, fhi = bounds(res.Failures, m.StartMS, m.EndMS, func(f results.Failure) (int64, int64) { return f.StartMS, f.EndMS })
+			flo, fhi = failureBounds(res.Failures, m.StartMS, m.EndMS)
 			slack = tol.NodeLoss
 		}
 		w.Predicted, w.Measured = relSpan(plo, phi, m.StartMS), relSpan(flo, fhi, m.StartMS)
@@ -170,6 +170,25 @@ func relSpan(lo, hi, from int64) string {
 		return ""
 	}
 	return fmt.Sprintf("%.1f–%.1fs", float64(lo-from)/1000, float64(hi-from)/1000)
+}
+
+// failureBounds is the earliest start and latest end of the failure
+// windows that overlap [from, to), the start clamped to from; lo is -1
+// when there is none. Failure windows are made of whole timeline buckets,
+// so the one holding the first failures after a step starts up to a
+// bucket before it.
+func failureBounds(fs []results.Failure, from, to int64) (lo, hi int64) {
+	lo = -1
+	for _, f := range fs {
+		if f.EndMS <= from || f.StartMS >= to || f.EndMS <= f.StartMS {
+			continue
+		}
+		if s := max(f.StartMS, from); lo < 0 || s < lo {
+			lo = s
+		}
+		hi = max(hi, f.EndMS)
+	}
+	return lo, hi
 }
 
 // bounds is the earliest start and latest end of the windows that start

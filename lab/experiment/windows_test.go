@@ -115,3 +115,18 @@ func TestIPHoldersFollowAddressReuse(t *testing.T) {
 		t.Errorf("10.0.0.5 has %d holders, want 2: %+v", n, h["10.0.0.5"])
 	}
 }
+
+// The failure window holding the first failures after a node's loss is
+// made of whole timeline buckets and may start just before the step: it
+// still counts for the step's window.
+func TestNodeLossCountsTheBucketOfTheLoss(t *testing.T) {
+	res := &results.Result{
+		Marks:     []results.Mark{{Name: "kill node default-x", StartMS: 10_001, EndMS: 55_001}},
+		Predicted: []results.Window{{StartMS: 10_012, EndMS: 16_012}},
+		Failures:  []results.Failure{{StartMS: 10_000, EndMS: 11_000}, {StartMS: 15_000, EndMS: 16_000}, {StartMS: 60_000, EndMS: 61_000}},
+	}
+	w := summarize("after", res, Tolerances{NodeLoss: 2500 * time.Millisecond}, nil).Windows[0]
+	if w.Measured != "0.0–6.0s" || w.Predicted != "0.0–6.0s" || w.WithinPrediction == nil || !*w.WithinPrediction {
+		t.Errorf("node loss: %+v; want measured 0.0–6.0s within the prediction", w)
+	}
+}
