@@ -80,9 +80,9 @@ type WindowResult struct {
 	// Measured spans the failed requests to the window's pods, from when
 	// the first was sent to when the last was, relative to the window's
 	// start: the same clock as check's prediction, which says when a
-	// request sent to the pod fails (a 504 answers 10 s later). In a window without pods of its own (node loss) it spans the
-	// failure windows of the run's timeline that start inside it. ""
-	// when none failed.
+	// request sent to the pod fails (a 504 answers 10 s later). In a
+	// window without pods of its own (node loss) it spans the failure
+	// windows of the run's timeline that overlap it. "" when none failed.
 	Measured string `json:"measured"`
 	// WithinPrediction tells, for a window with both a prediction and
 	// failures, whether the measured span lies inside the predicted one
@@ -155,13 +155,6 @@ func summarize(name string, res *results.Result, tol Tolerances, own map[int]*ow
 		vr.Windows = append(vr.Windows, w)
 	}
 	return vr
-}
-
-// span describes the windows that start inside [from, to), relative to
-// from: "3.0–12.5s".
-func span[T any](items []T, from, to int64, of func(T) (int64, int64)) string {
-	lo, hi := bounds(items, from, to, of)
-	return relSpan(lo, hi, from)
 }
 
 // relSpan describes [lo, hi] relative to from ("" when lo < 0).
